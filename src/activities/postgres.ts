@@ -1,0 +1,186 @@
+import { readFileSync, readdirSync } from 'node:fs';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import { execa } from 'execa';
+import pg from 'pg';
+import { type Config, type DatabaseTarget } from '../config/schema';
+import { redact, resolveSecret } from '../config/secrets';
+import { type BackupManifest, manifestPathFor, publishArtifact, readManifest, sha256File, targetDir, writeFileAtomic } from './storage';
+
+export function findDatabase(config: Config, name: string): { db: DatabaseTarget; field: string } {
+  const i = config.targets.databases.findIndex((d) => d.name === name);
+  const db = config.targets.databases[i];
+  if (!db) {
+    throw ApplicationFailure.nonRetryable(`unknown database target "${name}" (not in targets.databases)`, 'UnknownTarget');
+  }
+  return { db, field: `targets.databases[${i}]` };
+}
+
+/** pg_dump/pg_restore/psql: from backups.pgBinDir, else the newest Debian-style install, else PATH. */
+export function pgBin(config: Config, tool: string): string {
+  if (config.backups.pgBinDir) return path.join(config.backups.pgBinDir, tool);
+  try {
+    const versions = readdirSync('/usr/lib/postgresql')
+      .filter((v) => /^\d+$/.test(v))
+      .sort((a, b) => Number(b) - Number(a));
+    if (versions[0]) return path.join('/usr/lib/postgresql', versions[0], 'bin', tool);
+  } catch {
+    // not a Debian layout
+  }
+  return tool;
+}
+
+/** libpq environment for the CLI tools: the password travels in the environment, never in argv. */
+export function libpqEnv(db: DatabaseTarget, field: string, database = db.database): Record<string, string> {
+  return {
+    PGHOST: db.host,
+    PGPORT: String(db.port),
+    PGUSER: db.user,
+    PGDATABASE: database,
+    PGPASSWORD: resolveSecret(db.password, `${field}.password`),
+    PGAPPNAME: 'durable-runbooks',
+    PGCONNECT_TIMEOUT: '10',
+  };
+}
+
+export async function withPgClient<T>(db: DatabaseTarget, field: string, fn: (c: pg.Client) => Promise<T>, database = db.database): Promise<T> {
+  const client = new pg.Client({
+    host: db.host,
+    port: db.port,
+    user: db.user,
+    database,
+    password: resolveSecret(db.password, `${field}.password`),
+    application_name: 'durable-runbooks',
+    connectionTimeoutMillis: 10_000,
+  });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
+export interface DumpPostgresInput {
+  target: string;
+  /** Unique per backup run; the idempotency key of this activity. */
+  backupId: string;
+  createdAt: string;
+  workflowId?: string;
+  runId?: string;
+}
+
+interface DumpHeartbeat {
+  pid?: number;
+  partial?: string;
+  bytes?: number;
+}
+
+/** Kill a pg_dump left running by a previous attempt whose worker died, if it is still ours. */
+function killOrphan(previous: DumpHeartbeat | undefined): void {
+  if (!previous?.pid || !previous.partial) return;
+  try {
+    const cmdline = readFileSync(`/proc/${previous.pid}/cmdline`, 'utf8');
+    if (cmdline.includes(previous.partial)) process.kill(previous.pid, 'SIGKILL');
+  } catch {
+    // gone already, or on another host
+  }
+}
+
+/** A complete backup for this id, if a previous attempt already published one. */
+async function existingBackup(dir: string, id: string): Promise<BackupManifest | undefined> {
+  const manifest = await readManifest(manifestPathFor(dir, id));
+  if (!manifest) return undefined;
+  const artifact = path.join(dir, manifest.file);
+  const ok = await sha256File(artifact).then((h) => h === manifest.sha256, () => false);
+  return ok ? manifest : undefined;
+}
+
+/** Remove this backup's leftovers from crashed attempts (partials, or an artifact that never got its manifest). */
+async function removeLeftovers(dir: string, id: string, keep: string[] = []): Promise<void> {
+  const names = await fs.readdir(dir).catch(() => [] as string[]);
+  for (const n of names) {
+    if (keep.includes(n)) continue;
+    if (n.startsWith(`.${id}.`) || (n.startsWith(`${id}.`) && !n.endsWith('.manifest.json'))) {
+      await fs.rm(path.join(dir, n), { force: true });
+    }
+  }
+}
+
+/**
+ * pg_dump -Fc of one database target into backup storage, with a manifest.
+ * Idempotent by backupId: a retry returns the backup an earlier attempt published, or replaces its partial file.
+ */
+export async function dumpPostgres(config: Config, input: DumpPostgresInput): Promise<BackupManifest> {
+  const ctx = Context.current();
+  const { db, field } = findDatabase(config, input.target);
+  const dir = targetDir(config.backups.root, db.name);
+  await fs.mkdir(dir, { recursive: true });
+
+  const done = await existingBackup(dir, input.backupId);
+  if (done) return done;
+  killOrphan(ctx.info.heartbeatDetails as DumpHeartbeat | undefined);
+  await removeLeftovers(dir, input.backupId);
+
+  const env = libpqEnv(db, field);
+  const serverVersion = await withPgClient(db, field, async (c) => {
+    const r = await c.query<{ server_version: string }>('SHOW server_version');
+    return r.rows[0]?.server_version ?? 'unknown';
+  });
+
+  const file = `${input.backupId}.dump`;
+  const partial = path.join(dir, `.${input.backupId}.attempt${ctx.info.attempt}.partial`);
+  const started = Date.now();
+  const child = execa(pgBin(config, 'pg_dump'), ['--format=custom', '--no-password', '--file', partial], {
+    env,
+    extendEnv: true,
+    cancelSignal: ctx.cancellationSignal,
+    reject: false,
+    stdin: 'ignore',
+  });
+  const beat = setInterval(() => {
+    void fs.stat(partial).then(
+      (s) => ctx.heartbeat({ pid: child.pid, partial, bytes: s.size } satisfies DumpHeartbeat),
+      () => ctx.heartbeat({ pid: child.pid, partial } satisfies DumpHeartbeat),
+    );
+  }, 1000);
+  ctx.heartbeat({ pid: child.pid, partial } satisfies DumpHeartbeat);
+  let result;
+  try {
+    result = await child;
+  } finally {
+    clearInterval(beat);
+  }
+  if (result.isCanceled || result.failed) {
+    await fs.rm(partial, { force: true });
+    if (result.isCanceled) throw ctx.cancellationSignal.reason ?? new Error('cancelled');
+    throw ApplicationFailure.retryable(
+      `pg_dump of ${db.name} failed (exit ${result.exitCode ?? result.signal}): ${redact(String(result.stderr)).trim().slice(-500)}`,
+      'PgDumpFailed',
+    );
+  }
+
+  const { sizeBytes, sha256 } = await publishArtifact(partial, path.join(dir, file));
+  const manifest: BackupManifest = {
+    version: 1,
+    id: input.backupId,
+    target: db.name,
+    kind: 'postgres',
+    file,
+    format: 'pg_dump-custom',
+    sizeBytes,
+    sha256,
+    createdAt: input.createdAt,
+    completedAt: new Date().toISOString(),
+    durationMs: Date.now() - started,
+    serverVersion,
+    database: db.database,
+    workflowId: input.workflowId,
+    runId: input.runId,
+  };
+  await writeFileAtomic(manifestPathFor(dir, input.backupId), JSON.stringify(manifest, null, 2));
+  await removeLeftovers(dir, input.backupId, [file]);
+  return manifest;
+}

@@ -1,0 +1,69 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parseDocument } from 'yaml';
+import { type z } from 'zod';
+import { type Config, configSchema } from './schema';
+
+/** A config that cannot be used; `issues` name the path of each bad field ("targets.databases[0].port: ..."). */
+export class ConfigError extends Error {
+  constructor(
+    readonly file: string,
+    readonly issues: string[],
+  ) {
+    super(`invalid config ${file}:\n${issues.map((i) => `  - ${i}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export function formatPath(p: readonly PropertyKey[]): string {
+  let out = '';
+  for (const seg of p) {
+    if (typeof seg === 'number') out += `[${seg}]`;
+    else out += out ? `.${String(seg)}` : String(seg);
+  }
+  return out || '(root)';
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  if (issue.code === 'unrecognized_keys') {
+    return issue.keys.map((k) => `${formatPath([...issue.path, k])}: unknown field`).join('\n  - ');
+  }
+  if (issue.code === 'invalid_type' && issue.input === undefined) {
+    return `${formatPath(issue.path)}: is required`;
+  }
+  return `${formatPath(issue.path)}: ${issue.message}`;
+}
+
+/** Parse and validate config text. Relative paths in it are taken from `baseDir`. */
+export function parseConfig(text: string, file = '<inline>', baseDir = process.cwd()): Config {
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    throw new ConfigError(file, doc.errors.map((e) => `YAML: ${e.message.split('\n')[0]}`));
+  }
+  const raw: unknown = doc.toJS() ?? {};
+  const result = configSchema.safeParse(raw);
+  if (!result.success) {
+    throw new ConfigError(file, result.error.issues.map(describeIssue));
+  }
+  const config = result.data;
+  config.backups.root = path.resolve(baseDir, config.backups.root);
+  return config;
+}
+
+export const DEFAULT_CONFIG_PATH = 'runbooks.yaml';
+
+/** The config file to use: --config, else $RUNBOOKS_CONFIG, else ./runbooks.yaml. */
+export function configPath(explicit?: string): string {
+  return path.resolve(explicit ?? process.env.RUNBOOKS_CONFIG ?? DEFAULT_CONFIG_PATH);
+}
+
+export function loadConfig(file: string): Config {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'unreadable';
+    throw new ConfigError(file, [`cannot read config file (${code})`]);
+  }
+  return parseConfig(text, file, path.dirname(file));
+}

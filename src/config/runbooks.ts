@@ -1,0 +1,92 @@
+import { z } from 'zod';
+import { type Config } from './schema';
+
+/**
+ * The runbook catalogue: one zod input schema per runbook, shared by the CLI, ChatOps and (as types)
+ * the workflows. Parameters arrive as strings from `--param k=v` or a chat command; schemas coerce them.
+ */
+
+const targetName = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'must be a target name from the config');
+const boolParam = z.union([z.boolean(), z.enum(['true', 'false']).transform((v) => v === 'true')]);
+
+export const backupInputSchema = z
+  .object({
+    target: targetName,
+    kind: z.enum(['postgres', 'redis']),
+    reason: z.string().max(500).optional(),
+    /** Apply the retention policy after a successful backup. */
+    prune: boolParam.default(true),
+  })
+  .strict();
+export type BackupInput = z.output<typeof backupInputSchema>;
+
+export class InputError extends Error {
+  constructor(readonly issues: string[]) {
+    super(issues.join('; '));
+    this.name = 'InputError';
+  }
+}
+
+export interface RunbookDefinition<S extends z.ZodType = z.ZodType> {
+  name: string;
+  workflowType: string;
+  summary: string;
+  input: S;
+  /** Fill in what the operator need not type, from the config (e.g. what kind of target a name is). */
+  complete?(params: Record<string, unknown>, config: Config): Record<string, unknown>;
+  /** Readable workflow id carrying the business key. */
+  workflowId(input: z.output<S>, now: Date): string;
+  target(input: z.output<S>): string;
+}
+
+function define<S extends z.ZodType>(def: RunbookDefinition<S>): RunbookDefinition<S> {
+  return def;
+}
+
+/** 2026-11-24T02:00:00Z: second precision keeps ids short and still readable. */
+export function isoSecond(d: Date): string {
+  return `${d.toISOString().slice(0, 19)}Z`;
+}
+
+export const runbooks = {
+  backup: define({
+    name: 'backup',
+    workflowType: 'backup',
+    summary: 'Back up a PostgreSQL database (pg_dump -Fc) or a Redis server (RDB), then apply retention',
+    input: backupInputSchema,
+    complete(params, config) {
+      if (params.kind !== undefined || typeof params.target !== 'string') return params;
+      if (config.targets.databases.some((d) => d.name === params.target)) return { ...params, kind: 'postgres' };
+      if (config.targets.redis.some((r) => r.name === params.target)) return { ...params, kind: 'redis' };
+      const known = [...config.targets.databases, ...config.targets.redis].map((t) => t.name);
+      throw new InputError([`target: unknown target "${params.target}" (known: ${known.join(', ') || 'none'})`]);
+    },
+    workflowId: (input, now) => `backup/${input.target}/${isoSecond(now)}`,
+    target: (input) => input.target,
+  }),
+} satisfies Record<string, RunbookDefinition>;
+
+export type RunbookName = keyof typeof runbooks;
+
+export function findRunbook(name: string): RunbookDefinition {
+  const def = (runbooks as Record<string, RunbookDefinition>)[name];
+  if (!def) throw new InputError([`runbook: unknown runbook "${name}" (known: ${Object.keys(runbooks).join(', ')})`]);
+  return def;
+}
+
+/** Validate operator-supplied parameters for a runbook; errors name each bad parameter. */
+export function parseRunbookInput(def: RunbookDefinition, params: Record<string, unknown>, config: Config): unknown {
+  const completed = def.complete ? def.complete(params, config) : params;
+  const result = def.input.safeParse(completed);
+  if (!result.success) {
+    throw new InputError(
+      result.error.issues.map((i) => {
+        const where = i.path.length ? i.path.join('.') : 'params';
+        if (i.code === 'unrecognized_keys') return `${i.keys.join(', ')}: unknown parameter for runbook ${def.name}`;
+        if (i.code === 'invalid_type' && i.input === undefined) return `${where}: is required`;
+        return `${where}: ${i.message}`;
+      }),
+    );
+  }
+  return result.data;
+}

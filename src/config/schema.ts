@@ -1,0 +1,254 @@
+import { z } from 'zod';
+
+/**
+ * The whole runbooks.yaml, validated. Secrets are never inline: a secret field holds a reference
+ * (`{ env: NAME }` or `{ file: /path }`) that the worker resolves when an activity needs it, so
+ * passwords never reach the CLI, the workflow history or an error message.
+ */
+
+const name = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'must be lowercase letters, digits, "-" or "_" (max 63 chars)');
+
+export const secretRefSchema = z.union(
+  [
+    z.object({ env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name') }).strict(),
+    z.object({ file: z.string().min(1) }).strict(),
+  ],
+  { error: 'must be a secret reference { env: VAR_NAME } or { file: /path/to/secret }; inline secrets are not accepted' },
+);
+export type SecretRef = z.infer<typeof secretRefSchema>;
+
+const port = z.number().int().min(1).max(65535);
+const duration = z
+  .string()
+  .regex(/^\d+(ms|s|m|h|d)$/, 'must be a duration like "30s", "15m", "2h" or "7d"');
+
+const tlsSchema = z
+  .object({
+    serverName: z.string().optional(),
+    caFile: z.string().optional(),
+    certFile: z.string().optional(),
+    keyFile: z.string().optional(),
+  })
+  .strict()
+  .refine((t) => Boolean(t.certFile) === Boolean(t.keyFile), {
+    message: 'certFile and keyFile must be given together (mTLS)',
+  });
+
+const temporalSchema = z
+  .object({
+    address: z.string().default('127.0.0.1:7233'),
+    namespace: z.string().default('default'),
+    taskQueue: z.string().default('runbooks'),
+    webUiUrl: z.string().url().default('http://localhost:8233'),
+    tls: tlsSchema.optional(),
+    apiKey: secretRefSchema.optional(),
+  })
+  .strict();
+
+const scheduleSpecSchema = z
+  .object({
+    cron: z.string().min(1).default('0 2 * * *'),
+    timezone: z.string().default('UTC'),
+  })
+  .strict()
+  .refine((s) => isValidTimeZone(s.timezone), { message: 'unknown IANA timezone', path: ['timezone'] })
+  .refine((s) => s.cron.trim().split(/\s+/).length === 5 || s.cron.startsWith('@'), {
+    message: 'cron must have 5 fields (minute hour day-of-month month day-of-week)',
+    path: ['cron'],
+  });
+
+/** `false` disables the default backup schedule of a target. */
+const targetBackupSchema = z.union([z.literal(false), scheduleSpecSchema]).optional();
+
+const databaseSchema = z
+  .object({
+    name,
+    host: z.string().default('127.0.0.1'),
+    port: port.default(5432),
+    database: z.string().min(1),
+    user: z.string().min(1),
+    password: secretRefSchema,
+    production: z.boolean().default(false),
+    services: z.array(name).default([]),
+    backup: targetBackupSchema,
+  })
+  .strict();
+
+const redisSchema = z
+  .object({
+    name,
+    host: z.string().default('127.0.0.1'),
+    port: port.default(6379),
+    username: z.string().optional(),
+    password: secretRefSchema.optional(),
+    /** Where the server writes its RDB file, as the worker sees it; default: CONFIG GET dir. */
+    dataDir: z.string().optional(),
+    production: z.boolean().default(false),
+    backup: targetBackupSchema,
+  })
+  .strict();
+
+const dockerHostSchema = z
+  .object({
+    name,
+    dockerHost: z.string().regex(/^(unix|tcp|ssh|npipe):\/\//, 'must be a DOCKER_HOST URL like unix:///var/run/docker.sock'),
+    tls: tlsSchema.optional(),
+  })
+  .strict();
+
+const serviceSchema = z
+  .object({
+    name,
+    host: name.describe('docker host name'),
+    containers: z.array(z.string().min(1)).default([]),
+    healthUrl: z.string().url().optional(),
+  })
+  .strict();
+
+const gfsSchema = z
+  .object({
+    daily: z.number().int().min(0).default(7),
+    weekly: z.number().int().min(0).default(4),
+    monthly: z.number().int().min(0).default(12),
+  })
+  .strict();
+
+export const retentionSchema = z
+  .object({
+    /** Keep every backup younger than this many days (D0: 7, D3: 30). */
+    keepDays: z.number().int().min(0).optional(),
+    /** Keep at least this many newest backups whatever their age (D4: last 7). */
+    keepLast: z.number().int().min(0).optional(),
+    /** Grandfather-father-son: newest backup of each of the last N days / ISO weeks / months (D1: 7/4/12). */
+    gfs: gfsSchema.optional(),
+  })
+  .strict()
+  .refine((r) => r.keepDays !== undefined || r.keepLast !== undefined || r.gfs !== undefined, {
+    message: 'give at least one of keepDays, keepLast, gfs (or leave retention out for the default GFS 7/4/12)',
+  });
+export type RetentionPolicy = z.infer<typeof retentionSchema>;
+
+const backupsSchema = z
+  .object({
+    /** Root directory for backup files; one folder per target under it. */
+    root: z.string().min(1).default('.runbooks/backups'),
+    retention: retentionSchema.default({ gfs: { daily: 7, weekly: 4, monthly: 12 } }),
+    /** Default schedule of every target's backup (WF-01: daily 02:00). */
+    schedule: scheduleSpecSchema.default({ cron: '0 2 * * *', timezone: 'UTC' }),
+    /** Folder with pg_dump/pg_restore; default: newest /usr/lib/postgresql/<v>/bin, else PATH. */
+    pgBinDir: z.string().optional(),
+  })
+  .strict();
+
+const emailSchema = z
+  .object({
+    host: z.string(),
+    port: port.default(587),
+    /** true = implicit TLS (465); false = STARTTLS when the server offers it. */
+    secure: z.boolean().default(false),
+    requireTls: z.boolean().default(false),
+    user: z.string().optional(),
+    password: secretRefSchema.optional(),
+    from: z.string().min(3),
+    to: z.array(z.string().email()).min(1),
+  })
+  .strict()
+  .refine((e) => !e.user || e.password, { message: 'password is required when user is set', path: ['password'] });
+
+const notificationsSchema = z.object({ email: emailSchema.optional() }).strict();
+
+const escalationLevelSchema = z
+  .object({
+    targets: z.array(z.string().min(1)).min(1),
+    channels: z.array(z.enum(['email', 'slack', 'sms'])).min(1),
+    /** Wait before the next level is notified when nobody acknowledged. */
+    after: duration,
+  })
+  .strict();
+
+const escalationPolicySchema = z
+  .object({
+    levels: z.array(escalationLevelSchema).min(1),
+    repeat: z.number().int().min(0).default(0),
+  })
+  .strict();
+
+const scheduleSchema = z
+  .object({
+    id: name,
+    runbook: z.string().min(1),
+    params: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).default({}),
+    cron: z.string().min(1),
+    timezone: z.string().default('UTC'),
+    overlap: z.enum(['skip', 'buffer_one', 'allow_all', 'cancel_other', 'terminate_other']).default('skip'),
+    paused: z.boolean().default(false),
+  })
+  .strict()
+  .refine((s) => isValidTimeZone(s.timezone), { message: 'unknown IANA timezone', path: ['timezone'] });
+
+export const configSchema = z
+  .object({
+    temporal: temporalSchema.default(temporalSchema.parse({})),
+    targets: z
+      .object({
+        databases: z.array(databaseSchema).default([]),
+        redis: z.array(redisSchema).default([]),
+        dockerHosts: z.array(dockerHostSchema).default([]),
+        services: z.array(serviceSchema).default([]),
+      })
+      .strict()
+      .default({ databases: [], redis: [], dockerHosts: [], services: [] }),
+    backups: backupsSchema.default(backupsSchema.parse({})),
+    notifications: notificationsSchema.default({}),
+    escalation: z.object({ policies: z.record(name, escalationPolicySchema).default({}) }).strict().default({ policies: {} }),
+    schedules: z.array(scheduleSchema).default([]),
+  })
+  .strict()
+  .superRefine((cfg, ctx) => {
+    const seen = new Map<string, string>();
+    const kinds = [
+      ['databases', cfg.targets.databases],
+      ['redis', cfg.targets.redis],
+    ] as const;
+    for (const [kind, list] of kinds) {
+      list.forEach((t, i) => {
+        const prev = seen.get(t.name);
+        if (prev) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['targets', kind, i, 'name'],
+            message: `duplicate target name "${t.name}" (already used by ${prev})`,
+          });
+        }
+        seen.set(t.name, `targets.${kind}`);
+      });
+    }
+    const hosts = new Set(cfg.targets.dockerHosts.map((h) => h.name));
+    cfg.targets.services.forEach((s, i) => {
+      if (!hosts.has(s.host)) {
+        ctx.addIssue({ code: 'custom', path: ['targets', 'services', i, 'host'], message: `unknown docker host "${s.host}"` });
+      }
+    });
+    const ids = new Set<string>();
+    cfg.schedules.forEach((s, i) => {
+      if (ids.has(s.id)) ctx.addIssue({ code: 'custom', path: ['schedules', i, 'id'], message: `duplicate schedule id "${s.id}"` });
+      ids.add(s.id);
+    });
+  });
+
+export type Config = z.infer<typeof configSchema>;
+export type DatabaseTarget = Config['targets']['databases'][number];
+export type RedisTarget = Config['targets']['redis'][number];
+export type EmailConfig = NonNullable<Config['notifications']['email']>;
+export type ScheduleConfig = Config['schedules'][number];
+
+function isValidTimeZone(tz: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: tz });
+    return true;
+  } catch {
+    return false;
+  }
+}

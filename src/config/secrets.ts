@@ -1,0 +1,68 @@
+import { readFileSync } from 'node:fs';
+import { type Config, type SecretRef } from './schema';
+
+/** A secret reference that cannot be resolved. The message names the field and the reference, never a value. */
+export class SecretError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'SecretError';
+  }
+}
+
+function describeRef(ref: SecretRef): string {
+  return 'env' in ref ? `environment variable ${ref.env}` : `file ${ref.file}`;
+}
+
+/** Every value resolved in this process, so logs and errors can be scrubbed of them. */
+const resolvedValues = new Set<string>();
+
+export function resolveSecret(ref: SecretRef, field: string): string {
+  let value: string | undefined;
+  if ('env' in ref) {
+    value = process.env[ref.env];
+  } else {
+    try {
+      value = readFileSync(ref.file, 'utf8').replace(/\r?\n$/, '');
+    } catch (err) {
+      throw new SecretError(`${field}: cannot read ${describeRef(ref)} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+  }
+  if (value === undefined || value === '') {
+    throw new SecretError(`${field}: ${describeRef(ref)} is not set or empty`);
+  }
+  if (value.length >= 4) resolvedValues.add(value);
+  return value;
+}
+
+/** Replace every secret value this process has resolved with "[redacted]". */
+export function redact(text: string): string {
+  let out = text;
+  for (const v of resolvedValues) out = out.split(v).join('[redacted]');
+  return out;
+}
+
+/** Every secret reference in the config with the path of its field. */
+export function secretFields(config: Config): Array<{ field: string; ref: SecretRef }> {
+  const out: Array<{ field: string; ref: SecretRef }> = [];
+  if (config.temporal.apiKey) out.push({ field: 'temporal.apiKey', ref: config.temporal.apiKey });
+  config.targets.databases.forEach((d, i) => out.push({ field: `targets.databases[${i}].password`, ref: d.password }));
+  config.targets.redis.forEach((r, i) => {
+    if (r.password) out.push({ field: `targets.redis[${i}].password`, ref: r.password });
+  });
+  const email = config.notifications.email;
+  if (email?.password) out.push({ field: 'notifications.email.password', ref: email.password });
+  return out;
+}
+
+/** Resolve every secret once, so a worker refuses to start with a clear message instead of failing mid-runbook. */
+export function checkSecrets(config: Config): string[] {
+  const problems: string[] = [];
+  for (const { field, ref } of secretFields(config)) {
+    try {
+      resolveSecret(ref, field);
+    } catch (err) {
+      problems.push((err as Error).message);
+    }
+  }
+  return problems;
+}

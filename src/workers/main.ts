@@ -1,0 +1,43 @@
+#!/usr/bin/env node
+import { DefaultLogger, Runtime } from '@temporalio/worker';
+import pino from 'pino';
+import { ConfigError, configPath, loadConfig } from '../config/load';
+import { checkSecrets, redact } from '../config/secrets';
+import { createRunbookWorker } from './worker';
+
+/** Worker process: `node dist/workers/main.js [--config runbooks.yaml]`. Stops gracefully on SIGINT/SIGTERM. */
+async function main(): Promise<void> {
+  const i = process.argv.indexOf('--config');
+  const file = configPath(i > 0 ? process.argv[i + 1] : undefined);
+  const log = pino({ name: 'runbook-worker', level: process.env.LOG_LEVEL ?? 'info' });
+  let config;
+  try {
+    config = loadConfig(file);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const problems = checkSecrets(config);
+  if (problems.length > 0) {
+    process.stderr.write(`cannot start the worker, secrets missing:\n${problems.map((p) => `  - ${p}`).join('\n')}\n`);
+    process.exit(2);
+  }
+  Runtime.install({
+    logger: new DefaultLogger('INFO', (entry) => {
+      const level = entry.level.toLowerCase() as 'trace' | 'debug' | 'info' | 'warn' | 'error';
+      log[level]({ ...entry.meta }, redact(entry.message));
+    }),
+  });
+  const worker = await createRunbookWorker({ config });
+  log.info({ taskQueue: config.temporal.taskQueue, namespace: config.temporal.namespace, pid: process.pid }, 'worker started');
+  await worker.run();
+  log.info('worker stopped');
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`worker failed: ${redact(err instanceof Error ? (err.stack ?? err.message) : String(err))}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,33 @@
+import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { createActivities } from '../activities';
+import { type Config } from '../config/schema';
+import { connectionOptions } from '../config/temporal';
+
+export interface RunbookWorkerOptions {
+  config: Config;
+  /** Reuse a connection (tests share one); otherwise one is made from config.temporal. */
+  connection?: NativeConnection;
+  taskQueue?: string;
+  /** A prebuilt bundle (bundleWorkflowCode) skips the webpack step at start. */
+  workflowBundle?: WorkerOptions['workflowBundle'];
+  identity?: string;
+}
+
+export async function connectWorker(config: Config): Promise<NativeConnection> {
+  return NativeConnection.connect(connectionOptions(config));
+}
+
+/** The worker that runs every runbook workflow and the activities for the systems in the config. */
+export async function createRunbookWorker(opts: RunbookWorkerOptions): Promise<Worker> {
+  const connection = opts.connection ?? (await connectWorker(opts.config));
+  return Worker.create({
+    connection,
+    namespace: opts.config.temporal.namespace,
+    taskQueue: opts.taskQueue ?? opts.config.temporal.taskQueue,
+    activities: createActivities({ config: opts.config }),
+    ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: require.resolve('../workflows') }),
+    ...(opts.identity ? { identity: opts.identity } : {}),
+    // A dump is one long activity per target; a handful at once is plenty for a small shop's hosts.
+    maxConcurrentActivityTaskExecutions: 8,
+  });
+}

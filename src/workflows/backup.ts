@@ -1,0 +1,88 @@
+import { ApplicationFailure, isCancellation, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import type { BackupManifest, PruneResult, RunbookActivities } from '../activities';
+import type { BackupInput } from '../config/runbooks';
+import { Progress, errorMessage } from './progress';
+
+// Dumps can be long: liveness comes from heartbeats (a killed worker is noticed in 15 s), not from the total.
+const { dumpPostgres, snapshotRedis } = proxyActivities<RunbookActivities>({
+  startToCloseTimeout: '6 hours',
+  heartbeatTimeout: '15 seconds',
+  retry: {
+    initialInterval: '10 seconds',
+    backoffCoefficient: 2,
+    maximumInterval: '5 minutes',
+    maximumAttempts: 6,
+    nonRetryableErrorTypes: ['UnknownTarget', 'SecretError', 'RedisDataDir'],
+  },
+});
+
+const { pruneBackups, sendEmail } = proxyActivities<RunbookActivities>({
+  startToCloseTimeout: '10 minutes',
+  retry: { initialInterval: '5 seconds', maximumInterval: '1 minute', maximumAttempts: 10 },
+});
+
+export interface BackupResult {
+  backupId: string;
+  manifest: BackupManifest;
+  retention?: PruneResult;
+}
+
+/** 20261124T020000Z */
+function compactStamp(d: Date): string {
+  return d.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
+}
+
+/**
+ * WF-01: back up one target (pg_dump -Fc or Redis RDB) into storage with a manifest, then prune by the
+ * retention policy. Any failure emails the operators once and fails the run, so it shows red in the UI.
+ */
+export async function backup(input: BackupInput): Promise<BackupResult> {
+  const progress = new Progress('backup');
+  const info = workflowInfo();
+  const startedAt = new Date();
+  // Unique per run and stable across retries: the key every activity below is idempotent on.
+  const backupId = `${input.target}-${compactStamp(startedAt)}-${info.runId.slice(0, 8)}`;
+  const snapshotInput = {
+    target: input.target,
+    backupId,
+    createdAt: startedAt.toISOString(),
+    workflowId: info.workflowId,
+    runId: info.runId,
+  };
+  try {
+    const manifest = await progress.step(
+      input.kind === 'postgres' ? 'dump' : 'snapshot',
+      () => (input.kind === 'postgres' ? dumpPostgres(snapshotInput) : snapshotRedis(snapshotInput)),
+      (m) => `${m.file}: ${m.sizeBytes} bytes, sha256 ${m.sha256.slice(0, 12)}…`,
+    );
+    const retention = input.prune
+      ? await progress.step(
+          'prune',
+          () => pruneBackups({ target: input.target, now: startedAt.toISOString() }),
+          (r) => `kept ${r.kept.length}, pruned ${r.pruned.length}`,
+        )
+      : undefined;
+    progress.finish('completed');
+    return { backupId, manifest, retention };
+  } catch (err) {
+    progress.finish('failed');
+    if (isCancellation(err)) throw err;
+    const reason = errorMessage(err);
+    await progress.step('notify', () =>
+      sendEmail({
+        idempotencyKey: `${info.workflowId}/${info.runId}/backup-failed`,
+        subject: `[runbook] backup of ${input.target} FAILED`,
+        text: [
+          `The ${input.kind} backup of "${input.target}" failed.`,
+          ``,
+          `Reason: ${reason}`,
+          `Workflow: ${info.workflowId} (run ${info.runId})`,
+          input.reason ? `Requested because: ${input.reason}` : '',
+          ``,
+          `Inspect it with: runbook describe ${info.workflowId}`,
+        ].join('\n'),
+      }),
+    );
+    throw ApplicationFailure.fromError(err, { message: `backup of ${input.target} failed: ${reason}` });
+  }
+}

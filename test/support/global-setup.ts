@@ -1,0 +1,28 @@
+import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { startPostgres, startRedis, startTemporal } from '../../src/client/local-servers';
+import { type TestServers, STATE_ENV } from './servers';
+
+/** Start each real server once for the whole run; tests share them (each uses its own databases, ids and folders). */
+export default async function globalSetup(): Promise<void> {
+  const root = mkdtempSync(path.join(os.tmpdir(), 'runbooks-test-'));
+  chmodSync(root, 0o755); // the postgres system user must reach its data folder
+  const pgPassword = randomBytes(12).toString('hex');
+  const redisPassword = randomBytes(12).toString('hex');
+  const [temporal, postgres, redis] = await Promise.all([
+    startTemporal({ dbFile: path.join(root, 'temporal', 'temporal.db') }),
+    startPostgres({ dir: path.join(root, 'pg'), password: pgPassword }),
+    startRedis({ dir: path.join(root, 'redis'), password: redisPassword }),
+  ]);
+  const state: TestServers = {
+    root,
+    temporal: { address: temporal.address, pid: temporal.pid, dbFile: path.join(root, 'temporal', 'temporal.db') },
+    postgres: { host: postgres.host, port: postgres.port, user: postgres.user, password: pgPassword, pid: postgres.pid },
+    redis: { host: '127.0.0.1', port: redis.port, password: redisPassword, pid: redis.pid, dataDir: redis.dataDir },
+  };
+  const file = path.join(root, 'servers.json');
+  writeFileSync(file, JSON.stringify(state, null, 2), { mode: 0o600 });
+  process.env[STATE_ENV] = file;
+}

@@ -1,0 +1,16 @@
+import { readFileSync, rmSync } from 'node:fs';
+import { stopPid } from '../../src/client/local-servers';
+import { type TestServers, STATE_ENV } from './servers';
+
+/** Stop exactly the servers global setup started, by pid, and remove their folders. */
+export default async function globalTeardown(): Promise<void> {
+  const file = process.env[STATE_ENV];
+  if (!file) return;
+  const state = JSON.parse(readFileSync(file, 'utf8')) as TestServers;
+  await Promise.all([
+    stopPid(state.temporal.pid, 'SIGTERM'),
+    stopPid(state.postgres.pid, 'SIGINT', 30_000),
+    stopPid(state.redis.pid, 'SIGTERM'),
+  ]);
+  if (!process.env.KEEP_TEST_DIRS) rmSync(state.root, { recursive: true, force: true });
+}
