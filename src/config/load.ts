@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseDocument } from 'yaml';
 import { type z } from 'zod';
@@ -51,10 +51,15 @@ export function parseConfig(text: string, file = '<inline>', baseDir = process.c
 }
 
 export const DEFAULT_CONFIG_PATH = 'runbooks.yaml';
+/** Written by `npm start` for the local demo system. */
+export const DEV_CONFIG_PATH = '.runbooks/runbooks.yaml';
 
-/** The config file to use: --config, else $RUNBOOKS_CONFIG, else ./runbooks.yaml. */
+/** The config file to use: --config, else $RUNBOOKS_CONFIG, else ./runbooks.yaml, else the demo system's. */
 export function configPath(explicit?: string): string {
-  return path.resolve(explicit ?? process.env.RUNBOOKS_CONFIG ?? DEFAULT_CONFIG_PATH);
+  const chosen = explicit ?? process.env.RUNBOOKS_CONFIG;
+  if (chosen) return path.resolve(chosen);
+  if (!existsSync(DEFAULT_CONFIG_PATH) && existsSync(DEV_CONFIG_PATH)) return path.resolve(DEV_CONFIG_PATH);
+  return path.resolve(DEFAULT_CONFIG_PATH);
 }
 
 export function loadConfig(file: string): Config {

@@ -7,7 +7,7 @@ import { type Config } from './schema';
  */
 
 const targetName = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'must be a target name from the config');
-const boolParam = z.union([z.boolean(), z.enum(['true', 'false']).transform((v) => v === 'true')]);
+const boolParam = z.union([z.boolean(), z.enum(['true', 'false']).transform((v) => v === 'true')], { error: 'must be true or false' });
 
 export const backupInputSchema = z
   .object({

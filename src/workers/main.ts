@@ -1,15 +1,17 @@
 #!/usr/bin/env node
+import { existsSync } from 'node:fs';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import pino from 'pino';
 import { ConfigError, configPath, loadConfig } from '../config/load';
 import { checkSecrets, redact } from '../config/secrets';
+import { BUNDLE_PATH } from './bundle';
 import { createRunbookWorker } from './worker';
 
 /** Worker process: `node dist/workers/main.js [--config runbooks.yaml]`. Stops gracefully on SIGINT/SIGTERM. */
 async function main(): Promise<void> {
   const i = process.argv.indexOf('--config');
   const file = configPath(i > 0 ? process.argv[i + 1] : undefined);
-  const log = pino({ name: 'runbook-worker', level: process.env.LOG_LEVEL ?? 'info' });
+  const log = pino({ name: 'runbook-worker', level: process.env.LOG_LEVEL ?? 'info', redact: ['*.password', '*.PGPASSWORD', '*.pass'] });
   let config;
   try {
     config = loadConfig(file);
@@ -26,12 +28,14 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   Runtime.install({
-    logger: new DefaultLogger('INFO', (entry) => {
+    logger: new DefaultLogger((process.env.LOG_LEVEL?.toUpperCase() ?? 'INFO') as 'INFO', (entry) => {
       const level = entry.level.toLowerCase() as 'trace' | 'debug' | 'info' | 'warn' | 'error';
       log[level]({ ...entry.meta }, redact(entry.message));
     }),
   });
-  const worker = await createRunbookWorker({ config });
+  // The bundle `npm run build` made; without it (running from source) the worker bundles at start.
+  const workflowBundle = existsSync(BUNDLE_PATH) ? { codePath: BUNDLE_PATH } : undefined;
+  const worker = await createRunbookWorker({ config, workflowBundle });
   log.info({ taskQueue: config.temporal.taskQueue, namespace: config.temporal.namespace, pid: process.pid }, 'worker started');
   await worker.run();
   log.info('worker stopped');

@@ -41,7 +41,7 @@ export async function backup(input: BackupInput): Promise<BackupResult> {
   const info = workflowInfo();
   const startedAt = new Date();
   // Unique per run and stable across retries: the key every activity below is idempotent on.
-  const backupId = `${input.target}-${compactStamp(startedAt)}-${info.runId.slice(0, 8)}`;
+  const backupId = `${input.target}-${compactStamp(startedAt)}-${info.runId.slice(-8)}`;
   const snapshotInput = {
     target: input.target,
     backupId,

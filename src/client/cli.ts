@@ -1,0 +1,297 @@
+#!/usr/bin/env node
+import { type Client, WorkflowExecutionAlreadyStartedError, WorkflowFailedError, WorkflowNotFoundError } from '@temporalio/client';
+import { Command, CommanderError, Option } from 'commander';
+import { type Config } from '../config/schema';
+import { ConfigError, configPath, loadConfig } from '../config/load';
+import { InputError, findRunbook, parseRunbookInput, runbooks } from '../config/runbooks';
+import { RUNBOOK_NAME, RUNBOOK_TARGET, SEARCH_ATTRIBUTES } from '../config/temporal';
+import { checkSecrets, redact } from '../config/secrets';
+import { type RunbookStatus } from '../workflows/definitions';
+import { UnreachableError, connectClient } from './connection';
+import { desiredSchedules, syncSchedules } from './schedules';
+
+/**
+ * `runbook`: start, inspect and steer runbooks from a terminal. Exit codes: 0 ok, 1 the operation failed,
+ * 2 bad input (config, flags, parameters) — and with 2 nothing was started or changed.
+ */
+
+interface GlobalOpts {
+  config?: string;
+  json?: boolean;
+}
+
+function out(opts: GlobalOpts, human: string, data: unknown): void {
+  process.stdout.write(opts.json ? `${JSON.stringify(data, null, 2)}\n` : `${human}\n`);
+}
+
+function parseParams(pairs: string[]): Record<string, string> {
+  const params: Record<string, string> = {};
+  const problems: string[] = [];
+  for (const p of pairs) {
+    const eq = p.indexOf('=');
+    if (eq <= 0) problems.push(`--param: expected key=value, got "${p}"`);
+    else params[p.slice(0, eq)] = p.slice(eq + 1);
+  }
+  if (problems.length) throw new InputError(problems);
+  return params;
+}
+
+async function withClient<T>(config: Config, fn: (client: Client) => Promise<T>): Promise<T> {
+  const { client, close } = await connectClient(config);
+  try {
+    return await fn(client);
+  } finally {
+    await close();
+  }
+}
+
+function webUiLink(config: Config, workflowId: string): string {
+  return `${config.temporal.webUiUrl}/namespaces/${encodeURIComponent(config.temporal.namespace)}/workflows/${encodeURIComponent(workflowId)}`;
+}
+
+function formatStatus(s: RunbookStatus): string {
+  const lines = [`runbook ${s.runbook}: ${s.state}, step "${s.step}"`];
+  for (const t of s.timeline) {
+    lines.push(`  ${t.startedAt}  ${t.step.padEnd(12)} ${t.state.padEnd(9)} ${t.detail ?? ''}`.trimEnd());
+  }
+  return lines.join('\n');
+}
+
+export function buildProgram(): Command {
+  const program = new Command('runbook')
+    .description('Operations runbooks as durable Temporal workflows')
+    .option('-c, --config <file>', 'config file (default: $RUNBOOKS_CONFIG or ./runbooks.yaml)')
+    .option('--json', 'machine-readable output')
+    .showHelpAfterError()
+    .exitOverride();
+
+  const globals = (): GlobalOpts => program.opts<GlobalOpts>();
+  const config = (): Config => loadConfig(configPath(globals().config));
+
+  program
+    .command('start <runbook>')
+    .description(`start a runbook (${Object.keys(runbooks).join(', ')})`)
+    .option('-p, --param <key=value>', 'runbook parameter, repeatable', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('--id <workflowId>', 'workflow id (default: readable id with the business key)')
+    .option('--wait', 'wait for the result')
+    .action(async (name: string, o: { param: string[]; id?: string; wait?: boolean }) => {
+      const cfg = config();
+      const def = findRunbook(name);
+      const input = parseRunbookInput(def, parseParams(o.param), cfg);
+      const workflowId = o.id ?? def.workflowId(input, new Date());
+      await withClient(cfg, async (client) => {
+        const handle = await client.workflow.start(def.workflowType, {
+          taskQueue: cfg.temporal.taskQueue,
+          workflowId,
+          args: [input],
+          typedSearchAttributes: [
+            { key: RUNBOOK_NAME, value: def.name },
+            { key: RUNBOOK_TARGET, value: def.target(input) },
+          ],
+        });
+        out(globals(), `started ${workflowId}\n  ${webUiLink(cfg, workflowId)}`, { workflowId, runId: handle.firstExecutionRunId });
+        if (o.wait) {
+          const result: unknown = await handle.result();
+          out(globals(), JSON.stringify(result, null, 2), { workflowId, result });
+        }
+      });
+    });
+
+  program
+    .command('list')
+    .description('list runbook runs, newest first')
+    .option('--runbook <name>', 'only this runbook')
+    .option('--target <name>', 'only runs against this target')
+    .addOption(new Option('--status <status>', 'only runs in this state').choices(['running', 'completed', 'failed', 'canceled', 'terminated', 'timed_out']))
+    .option('--limit <n>', 'at most this many', (v) => Number.parseInt(v, 10), 20)
+    .action(async (o: { runbook?: string; target?: string; status?: string; limit: number }) => {
+      const cfg = config();
+      const clauses: string[] = [];
+      if (o.runbook) clauses.push(`${RUNBOOK_NAME.name} = ${JSON.stringify(o.runbook)}`);
+      if (o.target) clauses.push(`${RUNBOOK_TARGET.name} = ${JSON.stringify(o.target)}`);
+      if (o.status) {
+        const pascal = o.status.replace(/(^|_)([a-z])/g, (_m, _s, c: string) => c.toUpperCase());
+        clauses.push(`ExecutionStatus = ${JSON.stringify(pascal)}`);
+      }
+      await withClient(cfg, async (client) => {
+        const rows: Array<{ workflowId: string; type: string; status: string; startTime: string }> = [];
+        for await (const wf of client.workflow.list({ query: clauses.join(' AND ') || undefined, pageSize: o.limit })) {
+          rows.push({ workflowId: wf.workflowId, type: wf.type, status: wf.status.name, startTime: wf.startTime.toISOString() });
+          if (rows.length >= o.limit) break;
+        }
+        const human = rows.length
+          ? rows.map((r) => `${r.startTime}  ${r.status.padEnd(10)} ${r.workflowId}`).join('\n')
+          : 'no runs match';
+        out(globals(), human, rows);
+      });
+    });
+
+  program
+    .command('describe <workflowId>')
+    .description('show a run: state, current step and timeline')
+    .action(async (workflowId: string) => {
+      const cfg = config();
+      await withClient(cfg, async (client) => {
+        const handle = client.workflow.getHandle(workflowId);
+        const d = await handle.describe();
+        let status: RunbookStatus | undefined;
+        let statusError: string | undefined;
+        try {
+          status = await handle.query<RunbookStatus>('status');
+        } catch (err) {
+          statusError = `status query not answered: ${(err as Error).message}`;
+        }
+        let outcome: unknown;
+        if (d.status.name === 'COMPLETED') outcome = { result: (await handle.result()) as unknown };
+        else if (d.status.name === 'FAILED') {
+          outcome = await handle.result().then(
+            () => undefined,
+            (err: unknown) => ({ failure: err instanceof WorkflowFailedError ? (err.cause?.message ?? err.message) : String(err) }),
+          );
+        }
+        const human = [
+          `${d.workflowId} (${d.type}) ${d.status.name}`,
+          `  run ${d.runId}, started ${d.startTime.toISOString()}${d.closeTime ? `, closed ${d.closeTime.toISOString()}` : ''}`,
+          `  ${webUiLink(cfg, d.workflowId)}`,
+          status ? formatStatus(status) : `  (${statusError})`,
+          outcome ? JSON.stringify(outcome, null, 2) : '',
+        ]
+          .filter(Boolean)
+          .join('\n');
+        out(globals(), human, { workflowId: d.workflowId, runId: d.runId, type: d.type, state: d.status.name, status, ...(outcome as object) });
+      });
+    });
+
+  program
+    .command('signal <workflowId> <signal>')
+    .description('send a signal to a run')
+    .option('--arg <json>', 'signal argument as JSON')
+    .action(async (workflowId: string, signal: string, o: { arg?: string }) => {
+      const cfg = config();
+      let arg: unknown;
+      if (o.arg !== undefined) {
+        try {
+          arg = JSON.parse(o.arg);
+        } catch {
+          throw new InputError([`--arg: not valid JSON`]);
+        }
+      }
+      await withClient(cfg, async (client) => {
+        await client.workflow.getHandle(workflowId).signal(signal, ...(o.arg === undefined ? [] : [arg]));
+        out(globals(), `signalled ${signal} to ${workflowId}`, { workflowId, signal });
+      });
+    });
+
+  program
+    .command('cancel <workflowId>')
+    .description('ask a run to cancel (it runs its compensations)')
+    .action(async (workflowId: string) => {
+      const cfg = config();
+      await withClient(cfg, async (client) => {
+        await client.workflow.getHandle(workflowId).cancel();
+        out(globals(), `cancellation requested for ${workflowId}`, { workflowId, cancelRequested: true });
+      });
+    });
+
+  const schedules = program.command('schedules').description('Temporal Schedules from the config');
+  schedules
+    .command('sync')
+    .description('create, update and delete schedules so the server matches the config')
+    .option('--dry-run', 'show what would change')
+    .action(async (o: { dryRun?: boolean }) => {
+      const cfg = config();
+      desiredSchedules(cfg); // bad parameters stop here, before connecting
+      await withClient(cfg, async (client) => {
+        const r = await syncSchedules(client, cfg, { dryRun: o.dryRun });
+        const line = (label: string, ids: string[]): string => (ids.length ? `${label}: ${ids.join(', ')}` : '');
+        const human = [
+          o.dryRun ? '(dry run: nothing changed)' : '',
+          line('created', r.created),
+          line('updated', r.updated),
+          line('unchanged', r.unchanged),
+          line('deleted', r.deleted),
+        ]
+          .filter(Boolean)
+          .join('\n');
+        out(globals(), human || 'no schedules in the config', r);
+      });
+    });
+  schedules
+    .command('list')
+    .description('schedules the config asks for')
+    .action(() => {
+      const d = desiredSchedules(config());
+      out(globals(), d.map((s) => `${s.scheduleId.padEnd(24)} ${s.cron.padEnd(14)} ${s.timezone.padEnd(16)} ${s.runbook}`).join('\n'), d);
+    });
+
+  program
+    .command('config')
+    .description('validate the config file')
+    .command('check')
+    .option('--secrets', 'also resolve every secret reference (as the worker does)')
+    .action((o: { secrets?: boolean }) => {
+      const cfg = config();
+      desiredSchedules(cfg);
+      const problems = o.secrets ? checkSecrets(cfg) : [];
+      if (problems.length) throw new InputError(problems);
+      out(globals(), 'config ok', { ok: true });
+    });
+
+  program
+    .command('setup')
+    .description('register the search attributes runbooks use (once per namespace of a real cluster)')
+    .action(async () => {
+      const cfg = config();
+      await withClient(cfg, async (client) => {
+        const existing = await client.connection.operatorService.listSearchAttributes({ namespace: cfg.temporal.namespace });
+        const missing = SEARCH_ATTRIBUTES.filter((k) => !existing.customAttributes[k.name]);
+        if (missing.length) {
+          await client.connection.operatorService.addSearchAttributes({
+            namespace: cfg.temporal.namespace,
+            searchAttributes: Object.fromEntries(missing.map((k) => [k.name, 2 /* KEYWORD */])),
+          });
+        }
+        out(globals(), missing.length ? `registered ${missing.map((k) => k.name).join(', ')}` : 'search attributes already registered', {
+          registered: missing.map((k) => k.name),
+        });
+      });
+    });
+
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return 0;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      return err.exitCode === 0 ? 0 : 2; // --help / --version exit 0; usage errors were printed by commander
+    }
+    if (err instanceof ConfigError || err instanceof InputError) {
+      process.stderr.write(`error: ${err instanceof InputError ? `invalid input:\n${err.issues.map((i) => `  - ${i}`).join('\n')}` : err.message}\n`);
+      return 2;
+    }
+    if (err instanceof WorkflowExecutionAlreadyStartedError) {
+      process.stderr.write(`error: ${err.workflowId} is already running (one run per id); see: runbook describe ${err.workflowId}\n`);
+      return 1;
+    }
+    if (err instanceof WorkflowNotFoundError) {
+      process.stderr.write(`error: no run with id ${err.workflowId}\n`);
+      return 1;
+    }
+    if (err instanceof UnreachableError) {
+      process.stderr.write(`error: ${err.message}\n`);
+      return 1;
+    }
+    process.stderr.write(`error: ${redact(err instanceof Error ? err.message : String(err))}\n`);
+    return 1;
+  }
+}
+
+if (require.main === module) {
+  void main(process.argv).then((code) => {
+    process.exitCode = code;
+  });
+}

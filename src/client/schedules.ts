@@ -1,0 +1,189 @@
+import { createHash } from 'node:crypto';
+import {
+  type Client,
+  type ScheduleOptions,
+  ScheduleNotFoundError,
+  ScheduleOverlapPolicy,
+  type ScheduleOptionsStartWorkflowAction,
+} from '@temporalio/client';
+import { type Config } from '../config/schema';
+import { RUNBOOK_NAME, RUNBOOK_TARGET } from '../config/temporal';
+import { InputError, findRunbook, parseRunbookInput } from '../config/runbooks';
+
+/**
+ * Temporal Schedules derived from the config: one backup schedule per target (backups.schedule, or the
+ * target's own `backup:` spec; `backup: false` opts out) plus every entry of `schedules:`.
+ * `runbook schedules sync` makes the server match this list: create, update in place, delete.
+ */
+
+export const MANAGED_BY = 'durable-runbooks';
+
+export interface DesiredSchedule {
+  scheduleId: string;
+  runbook: string;
+  workflowType: string;
+  /** Schedule runs get "<workflowIdPrefix>-<scheduled time>" as workflow id. */
+  workflowIdPrefix: string;
+  input: unknown;
+  target: string;
+  cron: string;
+  timezone: string;
+  overlap: keyof typeof OVERLAP;
+  paused: boolean;
+}
+
+const OVERLAP = {
+  skip: ScheduleOverlapPolicy.SKIP,
+  buffer_one: ScheduleOverlapPolicy.BUFFER_ONE,
+  allow_all: ScheduleOverlapPolicy.ALLOW_ALL,
+  cancel_other: ScheduleOverlapPolicy.CANCEL_OTHER,
+  terminate_other: ScheduleOverlapPolicy.TERMINATE_OTHER,
+} as const;
+
+/** Everything the config asks for. Bad runbook parameters in `schedules:` are reported with their path. */
+export function desiredSchedules(config: Config): DesiredSchedule[] {
+  const out: DesiredSchedule[] = [];
+  const backupTargets = [
+    ...config.targets.databases.map((t) => ({ t, kind: 'postgres' as const })),
+    ...config.targets.redis.map((t) => ({ t, kind: 'redis' as const })),
+  ];
+  for (const { t, kind } of backupTargets) {
+    if (t.backup === false) continue;
+    const spec = t.backup ?? config.backups.schedule;
+    out.push({
+      scheduleId: `backup-${t.name}`,
+      runbook: 'backup',
+      workflowType: 'backup',
+      workflowIdPrefix: `backup/${t.name}`,
+      input: { target: t.name, kind, prune: true, reason: 'scheduled' },
+      target: t.name,
+      cron: spec.cron,
+      timezone: spec.timezone,
+      overlap: 'skip',
+      paused: false,
+    });
+  }
+  const problems: string[] = [];
+  config.schedules.forEach((s, i) => {
+    try {
+      const def = findRunbook(s.runbook);
+      const input = parseRunbookInput(def, s.params, config);
+      out.push({
+        scheduleId: s.id,
+        runbook: def.name,
+        workflowType: def.workflowType,
+        workflowIdPrefix: `${def.name}/${def.target(input)}`,
+        input,
+        target: def.target(input),
+        cron: s.cron,
+        timezone: s.timezone,
+        overlap: s.overlap,
+        paused: s.paused,
+      });
+    } catch (err) {
+      if (!(err instanceof InputError)) throw err;
+      const field = (issue: string): string => (issue.startsWith('runbook:') ? `schedules[${i}].${issue}` : `schedules[${i}].params.${issue}`);
+      problems.push(...err.issues.map(field));
+    }
+  });
+  const ids = new Map<string, number>();
+  for (const s of out) ids.set(s.scheduleId, (ids.get(s.scheduleId) ?? 0) + 1);
+  for (const [id, n] of ids) if (n > 1) problems.push(`schedules: id "${id}" is used ${n} times (backup-<target> ids are taken by target backups)`);
+  if (problems.length > 0) throw new InputError(problems);
+  return out;
+}
+
+/** A digest of everything sync controls, kept in the schedule's note: equal digest = nothing to update. */
+function digest(d: DesiredSchedule, taskQueue: string): string {
+  const h = createHash('sha256')
+    .update(JSON.stringify([d.runbook, d.workflowType, d.workflowIdPrefix, d.input, d.cron, d.timezone, d.overlap, d.paused, taskQueue]))
+    .digest('hex')
+    .slice(0, 16);
+  return `managed by ${MANAGED_BY}; config ${h}`;
+}
+
+function action(d: DesiredSchedule, taskQueue: string): ScheduleOptionsStartWorkflowAction<never> {
+  return {
+    type: 'startWorkflow',
+    workflowType: d.workflowType,
+    workflowId: d.workflowIdPrefix,
+    taskQueue,
+    args: [d.input] as never,
+    typedSearchAttributes: [
+      { key: RUNBOOK_NAME, value: d.runbook },
+      { key: RUNBOOK_TARGET, value: d.target },
+    ],
+  };
+}
+
+function options(d: DesiredSchedule, taskQueue: string): Omit<ScheduleOptions, 'scheduleId'> {
+  return {
+    spec: { cronExpressions: [d.cron], timezone: d.timezone },
+    action: action(d, taskQueue),
+    policies: {
+      overlap: OVERLAP[d.overlap],
+      // After an outage run a missed backup once (SKIP keeps it to one), but not one from days ago.
+      catchupWindow: '1 hour',
+      pauseOnFailure: false,
+    },
+    state: { paused: d.paused, note: digest(d, taskQueue) },
+    memo: { managedBy: MANAGED_BY },
+  };
+}
+
+export interface SyncReport {
+  created: string[];
+  updated: string[];
+  unchanged: string[];
+  deleted: string[];
+}
+
+/** Make the server's schedules match the config. Safe to run again: a second run changes nothing. */
+export async function syncSchedules(client: Client, config: Config, opts: { dryRun?: boolean } = {}): Promise<SyncReport> {
+  const desired = desiredSchedules(config); // validates everything before the first change
+  const taskQueue = config.temporal.taskQueue;
+  const report: SyncReport = { created: [], updated: [], unchanged: [], deleted: [] };
+
+  for (const d of desired) {
+    const handle = client.schedule.getHandle(d.scheduleId);
+    let current;
+    try {
+      current = await handle.describe();
+    } catch (err) {
+      if (!(err instanceof ScheduleNotFoundError)) throw err;
+    }
+    if (!current) {
+      if (!opts.dryRun) await client.schedule.create({ scheduleId: d.scheduleId, ...options(d, taskQueue) });
+      report.created.push(d.scheduleId);
+    } else if (current.state.note !== digest(d, taskQueue)) {
+      if (!opts.dryRun) {
+        const o = options(d, taskQueue);
+        await handle.update((prev) => ({
+          ...prev,
+          spec: o.spec,
+          action: o.action,
+          policies: o.policies,
+          state: { ...prev.state, paused: d.paused, note: digest(d, taskQueue) },
+        }));
+      }
+      report.updated.push(d.scheduleId);
+    } else {
+      report.unchanged.push(d.scheduleId);
+    }
+  }
+
+  const wanted = new Set(desired.map((d) => d.scheduleId));
+  for await (const s of client.schedule.list()) {
+    if (s.memo?.managedBy !== MANAGED_BY || wanted.has(s.scheduleId)) continue;
+    if (!opts.dryRun) {
+      await client.schedule
+        .getHandle(s.scheduleId)
+        .delete()
+        .catch((err: unknown) => {
+          if (!(err instanceof ScheduleNotFoundError)) throw err;
+        });
+    }
+    report.deleted.push(s.scheduleId);
+  }
+  return report;
+}
