@@ -13,7 +13,8 @@ import { InputError, findRunbook, parseRunbookInput } from '../config/runbooks';
 /**
  * Temporal Schedules derived from the config: one backup schedule per target (backups.schedule, or the
  * target's own `backup:` spec; `backup: false` opts out) plus every entry of `schedules:`.
- * `runbook schedules sync` makes the server match this list: create, update in place, delete.
+ * `runbook schedules sync` makes the server match this list: create, update in place, and delete the
+ * schedules it made earlier for the same task queue that the config no longer has.
  */
 
 export const MANAGED_BY = 'durable-runbooks';
@@ -127,7 +128,8 @@ function options(d: DesiredSchedule, taskQueue: string): Omit<ScheduleOptions, '
       pauseOnFailure: false,
     },
     state: { paused: d.paused, note: digest(d, taskQueue) },
-    memo: { managedBy: MANAGED_BY },
+    // Owner = this config's task queue: a sync never touches schedules another config (or a person) made.
+    memo: { managedBy: MANAGED_BY, taskQueue },
   };
 }
 
@@ -174,7 +176,7 @@ export async function syncSchedules(client: Client, config: Config, opts: { dryR
 
   const wanted = new Set(desired.map((d) => d.scheduleId));
   for await (const s of client.schedule.list()) {
-    if (s.memo?.managedBy !== MANAGED_BY || wanted.has(s.scheduleId)) continue;
+    if (s.memo?.managedBy !== MANAGED_BY || s.memo.taskQueue !== taskQueue || wanted.has(s.scheduleId)) continue;
     if (!opts.dryRun) {
       await client.schedule
         .getHandle(s.scheduleId)
