@@ -86,7 +86,7 @@ test('worker SIGKILLed while pg_dump runs: the backup completes once, no half-wr
   const second = await startWorkerProcess(configFile);
   try {
     // The retry (after the 15 s heartbeat timeout) kills the dead worker's pg_dump before starting its own.
-    await waitUntil('the orphaned pg_dump to be killed', async () => (processAlive(orphanPid) ? undefined : true), 60_000);
+    await waitUntil('the orphaned pg_dump to be killed', () => Promise.resolve(processAlive(orphanPid) ? undefined : true), 60_000);
     const retryPid = await waitUntil('the retry to start its own pg_dump', async () => {
       const pid = await dumpPid();
       return pid !== undefined && pid !== orphanPid ? pid : undefined;
