@@ -9,6 +9,7 @@ import { createRunbookWorker } from '../src/workers/worker';
 import { pgBinDir } from '../src/client/local-servers';
 import { createDatabase, servers, testConfig, uniqueName } from './support/servers';
 import { fingerprint, seedShop } from './support/shop-data';
+import { recordHistory } from './support/histories';
 import { devServerClient, devServerWorkerConnection, workflowBundle } from './support/temporal';
 
 let client: Client;
@@ -34,13 +35,13 @@ test('a PostgreSQL backup restores to identical rows and its manifest checksum m
   const target = config.targets.databases[0]!.name;
 
   const worker = await createRunbookWorker({ config, connection: workerConnection, workflowBundle: await workflowBundle() });
-  const result: BackupResult = await worker.runUntil(
-    client.workflow.execute('backup', {
-      taskQueue,
-      workflowId: `backup/${target}/${new Date().toISOString()}`,
-      args: [{ target, kind: 'postgres', prune: true }],
-    }),
-  );
+  const handle = await client.workflow.start('backup', {
+    taskQueue,
+    workflowId: `backup/${target}/${new Date().toISOString()}`,
+    args: [{ target, kind: 'postgres', prune: true }],
+  });
+  const result: BackupResult = await worker.runUntil(handle.result());
+  await recordHistory(handle.workflowId, 'backup-postgres');
 
   const dir = path.join(config.backups.root, target);
   const file = path.join(dir, result.manifest.file);
