@@ -1,4 +1,7 @@
+import { existsSync, readdirSync } from 'node:fs';
+import path from 'node:path';
 import { WorkflowNotFoundError, type Client, type Connection } from '@temporalio/client';
+import { defaultPayloadConverter } from '@temporalio/common';
 import { createDatabase, pgAdmin, testConfig, uniqueName } from './support/servers';
 import { seedShop } from './support/shop-data';
 import { runCli, startWorkerProcess, writeConfigFile } from './support/processes';
@@ -110,6 +113,44 @@ test('an operator runs, lists and describes a backup; a second run with the same
     }
     await client.workflow.getHandle(id).result();
   } finally {
+    await worker.stop();
+  }
+});
+
+test('runbook cancel stops a backup mid-dump: pg_dump is killed and no file is left behind', async () => {
+  const db = uniqueName('cli_cancel');
+  await createDatabase(db);
+  await seedShop(db, 200, 2);
+  const taskQueue = uniqueName('cli');
+  const { yaml, config } = testConfig({ databases: [db], taskQueue });
+  const target = config.targets.databases[0]!.name;
+  const file = writeConfigFile(yaml);
+  const worker = await startWorkerProcess(file);
+  const locker = pgAdmin(db);
+  await locker.connect();
+  await locker.query('BEGIN; LOCK TABLE orders IN ACCESS EXCLUSIVE MODE');
+  const id = `backup/${target}/cancel-${Date.now()}`;
+  try {
+    expect((await runCli(['--config', file, 'start', 'backup', '-p', `target=${target}`, '--id', id])).exitCode).toBe(0);
+    const handle = client.workflow.getHandle(id);
+    let dumpPid: number | undefined;
+    for (const deadline = Date.now() + 20_000; !dumpPid && Date.now() < deadline; ) {
+      const payload = (await handle.describe()).raw.pendingActivities?.[0]?.heartbeatDetails?.payloads?.[0];
+      dumpPid = payload ? defaultPayloadConverter.fromPayload<{ pid?: number }>(payload).pid : undefined;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(dumpPid).toBeDefined();
+
+    const cancel = await runCli(['--config', file, 'cancel', id]);
+    expect(cancel.exitCode).toBe(0);
+    await expect(handle.result()).rejects.toThrow(/cancel/i);
+    expect((await handle.describe()).status.name).toBe('CANCELLED');
+    expect(() => process.kill(dumpPid!, 0)).toThrow(); // pg_dump is gone
+    const dir = path.join(config.backups.root, target);
+    expect(existsSync(dir) ? readdirSync(dir) : []).toEqual([]); // its temp file too
+  } finally {
+    await locker.query('COMMIT');
+    await locker.end();
     await worker.stop();
   }
 });

@@ -1,12 +1,14 @@
-import { ApplicationFailure, isCancellation, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { ActivityCancellationType, ApplicationFailure, isCancellation, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { BackupManifest, PruneResult, RunbookActivities } from '../activities';
 import type { BackupInput } from '../config/runbooks';
 import { Progress, errorMessage } from './progress';
 
 // Dumps can be long: liveness comes from heartbeats (a killed worker is noticed in 15 s), not from the total.
+// A cancelled run waits for the dump to stop and remove its temp file, so "cancelled" means "nothing left".
 const { dumpPostgres, snapshotRedis } = proxyActivities<RunbookActivities>({
   startToCloseTimeout: '6 hours',
   heartbeatTimeout: '15 seconds',
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
   retry: {
     initialInterval: '10 seconds',
     backoffCoefficient: 2,
