@@ -2,7 +2,7 @@ import { statSync } from 'node:fs';
 import path from 'node:path';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { execa } from 'execa';
-import { createActivities } from '../src/activities';
+import { type BackupManifest, createActivities } from '../src/activities';
 import { pgBinDir } from '../src/client/local-servers';
 import { createDatabase, pgAdmin, servers, tempDir, testConfig, uniqueName } from '../test/support/servers';
 
@@ -42,7 +42,7 @@ test(`backup of a ${ROWS}-row database: ours vs pg_dump | gzip`, async () => {
   let seedBytes = 0;
   for (let i = 0; i < RUNS; i++) {
     let t = performance.now();
-    const m = await new MockActivityEnvironment().run(activities.dumpPostgres, {
+    const m: BackupManifest = await new MockActivityEnvironment().run(activities.dumpPostgres, {
       target,
       backupId: `${target}-bench-${i}`,
       createdAt: new Date().toISOString(),
