@@ -41,7 +41,8 @@ function monthKey(d: Date): string {
  * The newest backup is always kept, so no policy can leave a target without a backup.
  */
 export function selectRetained(backups: readonly Dated[], policy: RetentionPolicy, now: Date): RetentionDecision {
-  const sorted = [...backups].sort((a, b) => b.createdAt.localeCompare(a.createdAt) || b.id.localeCompare(a.id));
+  // Instants, not strings: "…02:00:00Z" and "…02:00:00.500Z" do not sort as text does.
+  const sorted = [...backups].sort((a, b) => Date.parse(b.createdAt) - Date.parse(a.createdAt) || b.id.localeCompare(a.id));
   const reasons = new Map<string, string[]>();
   const keep = (id: string, why: string): void => {
     const list = reasons.get(id) ?? [];

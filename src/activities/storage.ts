@@ -125,14 +125,21 @@ export async function listBackups(dir: string): Promise<BackupListing> {
     const manifest = await readManifest(manifestPath);
     const artifactPath = manifest ? path.join(dir, manifest.file) : '';
     const size = manifest ? await fs.stat(artifactPath).then((s) => s.size, () => -1) : -1;
-    if (!manifest || size !== manifest.sizeBytes || manifest.file.includes('/')) {
+    // A manifest must be named after its own id and point inside this folder, or retention will not touch it.
+    const consistent =
+      manifest !== undefined &&
+      name === `${manifest.id}${MANIFEST_SUFFIX}` &&
+      !/[/\\]|^\.\.?$/.test(manifest.id) &&
+      !manifest.file.includes('/') &&
+      manifest.file.startsWith(`${manifest.id}.`);
+    if (!manifest || !consistent || size !== manifest.sizeBytes) {
       invalidManifests.push(manifestPath);
       continue;
     }
     claimed.add(manifest.file);
     valid.push({ manifest, manifestPath, artifactPath });
   }
-  valid.sort((a, b) => b.manifest.createdAt.localeCompare(a.manifest.createdAt) || b.manifest.id.localeCompare(a.manifest.id));
+  valid.sort((a, b) => Date.parse(b.manifest.createdAt) - Date.parse(a.manifest.createdAt) || b.manifest.id.localeCompare(a.manifest.id));
   const unclaimed = names.filter((n) => !claimed.has(n) && !n.startsWith('.')).map((n) => path.join(dir, n));
   return { valid, invalidManifests, unclaimed };
 }
@@ -168,6 +175,20 @@ export async function finishInterruptedDeletions(dir: string): Promise<number> {
   const tombstones = names.filter((n) => n.endsWith(TOMBSTONE_SUFFIX));
   for (const t of tombstones) await finishDeletion(dir, t);
   return tombstones.length;
+}
+
+/**
+ * Remove what crashed or failed attempts of one backup left: hidden partials (`.<id>.attemptN.partial`) and an
+ * artifact that never got its manifest. `keep` names files to spare (the artifact just published).
+ */
+export async function removeLeftovers(dir: string, id: string, keep: string[] = []): Promise<void> {
+  const names = await fs.readdir(dir).catch(() => [] as string[]);
+  for (const n of names) {
+    if (keep.includes(n)) continue;
+    if (n.startsWith(`.${id}.`) || (n.startsWith(`${id}.`) && !n.endsWith(MANIFEST_SUFFIX))) {
+      await fs.rm(path.join(dir, n), { force: true });
+    }
+  }
 }
 
 function ignoreMissing(err: NodeJS.ErrnoException): void {
