@@ -7,7 +7,16 @@ import { execa } from 'execa';
 import pg from 'pg';
 import { type Config, type DatabaseTarget } from '../config/schema';
 import { redact, resolveSecret } from '../config/secrets';
-import { type BackupManifest, manifestPathFor, publishArtifact, readManifest, sha256File, targetDir, writeFileAtomic } from './storage';
+import {
+  type BackupManifest,
+  manifestPathFor,
+  publishArtifact,
+  readManifest,
+  removeLeftovers,
+  sha256File,
+  targetDir,
+  writeFileAtomic,
+} from './storage';
 
 export function findDatabase(config: Config, name: string): { db: DatabaseTarget; field: string } {
   const i = config.targets.databases.findIndex((d) => d.name === name);
@@ -98,17 +107,6 @@ async function existingBackup(dir: string, id: string): Promise<BackupManifest |
   return ok ? manifest : undefined;
 }
 
-/** Remove this backup's leftovers from crashed attempts (partials, or an artifact that never got its manifest). */
-async function removeLeftovers(dir: string, id: string, keep: string[] = []): Promise<void> {
-  const names = await fs.readdir(dir).catch(() => [] as string[]);
-  for (const n of names) {
-    if (keep.includes(n)) continue;
-    if (n.startsWith(`.${id}.`) || (n.startsWith(`${id}.`) && !n.endsWith('.manifest.json'))) {
-      await fs.rm(path.join(dir, n), { force: true });
-    }
-  }
-}
-
 /**
  * pg_dump -Fc of one database target into backup storage, with a manifest.
  * Idempotent by backupId: a retry returns the backup an earlier attempt published, or replaces its partial file.
@@ -128,6 +126,13 @@ export async function dumpPostgres(config: Config, input: DumpPostgresInput): Pr
   const serverVersion = await withPgClient(db, field, async (c) => {
     const r = await c.query<{ server_version: string }>('SHOW server_version');
     return r.rows[0]?.server_version ?? 'unknown';
+  }).catch((err: unknown) => {
+    // A database that does not exist is a config error: retrying for minutes only delays the alert.
+    // Authentication failures stay retryable: a secret rotation may be switching credentials right now.
+    if ((err as { code?: string }).code === '3D000') {
+      throw ApplicationFailure.nonRetryable(`${field}.database: ${redact((err as Error).message)}`, 'DatabaseMissing');
+    }
+    throw err;
   });
 
   const file = `${input.backupId}.dump`;

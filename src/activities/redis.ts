@@ -7,7 +7,16 @@ import { ApplicationFailure } from '@temporalio/common';
 import Redis from 'ioredis';
 import { type Config, type RedisTarget } from '../config/schema';
 import { resolveSecret } from '../config/secrets';
-import { type BackupManifest, manifestPathFor, publishArtifact, readManifest, sha256File, targetDir, writeFileAtomic } from './storage';
+import {
+  type BackupManifest,
+  manifestPathFor,
+  publishArtifact,
+  readManifest,
+  removeLeftovers,
+  sha256File,
+  targetDir,
+  writeFileAtomic,
+} from './storage';
 
 export function findRedis(config: Config, name: string): { target: RedisTarget; field: string } {
   const i = config.targets.redis.findIndex((r) => r.name === name);
@@ -54,6 +63,7 @@ export async function snapshotRedis(config: Config, input: SnapshotRedisInput): 
   const file = `${input.backupId}.rdb`;
   const existing = await readManifest(manifestPathFor(dir, input.backupId));
   if (existing && (await sha256File(path.join(dir, existing.file)).catch(() => '')) === existing.sha256) return existing;
+  await removeLeftovers(dir, input.backupId);
 
   const redis = redisClient(target, field);
   const started = Date.now();
@@ -65,7 +75,13 @@ export async function snapshotRedis(config: Config, input: SnapshotRedisInput): 
       ctx.heartbeat('waiting for a running BGSAVE');
       await sleep(200, undefined, { signal: ctx.cancellationSignal });
     }
-    const savesBefore = Number(infoField(await persistence(), 'rdb_saves') ?? '0');
+    // "Our save finished": the rdb_saves counter moved (Redis >= 7), else LASTSAVE (seconds) moved.
+    const hasCounter = infoField(await persistence(), 'rdb_saves') !== undefined;
+    const saves = async (): Promise<number> =>
+      hasCounter ? Number(infoField(await persistence(), 'rdb_saves')) : await redis.lastsave();
+    const before = await saves();
+    // LASTSAVE has one-second resolution: make sure our save cannot land in the same second as the last one.
+    if (!hasCounter && before >= Math.floor(Date.now() / 1000) - 1) await sleep(1100, undefined, { signal: ctx.cancellationSignal });
     await redis.bgsave();
     for (;;) {
       ctx.heartbeat('BGSAVE running');
@@ -75,7 +91,7 @@ export async function snapshotRedis(config: Config, input: SnapshotRedisInput): 
       if (infoField(info, 'rdb_last_bgsave_status') !== 'ok') {
         throw ApplicationFailure.retryable(`BGSAVE on ${target.name} failed (rdb_last_bgsave_status=${infoField(info, 'rdb_last_bgsave_status')})`, 'RedisSaveFailed');
       }
-      if (Number(infoField(info, 'rdb_saves') ?? '0') > savesBefore) break;
+      if ((await saves()) > before) break;
     }
     const serverVersion = infoField(await redis.info('server'), 'redis_version') ?? 'unknown';
     const dataDir = target.dataDir ?? ((await redis.config('GET', 'dir')) as string[])[1];
@@ -84,8 +100,15 @@ export async function snapshotRedis(config: Config, input: SnapshotRedisInput): 
 
     // Redis replaces dump.rdb by rename, so the copy reads one complete snapshot even if another save lands.
     const partial = path.join(dir, `.${input.backupId}.attempt${ctx.info.attempt}.partial`);
-    await copyFile(path.join(dataDir, dbfilename), partial);
-    const { sizeBytes, sha256 } = await publishArtifact(partial, path.join(dir, file));
+    let published;
+    try {
+      await copyFile(path.join(dataDir, dbfilename), partial);
+      published = await publishArtifact(partial, path.join(dir, file));
+    } catch (err) {
+      await fs.rm(partial, { force: true });
+      throw err;
+    }
+    const { sizeBytes, sha256 } = published;
     const manifest: BackupManifest = {
       version: 1,
       id: input.backupId,

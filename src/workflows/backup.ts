@@ -14,7 +14,7 @@ const { dumpPostgres, snapshotRedis } = proxyActivities<RunbookActivities>({
     backoffCoefficient: 2,
     maximumInterval: '5 minutes',
     maximumAttempts: 6,
-    nonRetryableErrorTypes: ['UnknownTarget', 'SecretError', 'RedisDataDir'],
+    nonRetryableErrorTypes: ['UnknownTarget', 'SecretError', 'RedisDataDir', 'DatabaseMissing'],
   },
 });
 
@@ -70,21 +70,25 @@ export async function backup(input: BackupInput): Promise<BackupResult> {
     progress.finish('failed');
     if (isCancellation(err)) throw err;
     const reason = errorMessage(err);
-    await progress.step('notify', () =>
-      sendEmail({
-        idempotencyKey: `${info.workflowId}/${info.runId}/backup-failed`,
-        subject: `[runbook] backup of ${input.target} FAILED`,
-        text: [
-          `The ${input.kind} backup of "${input.target}" failed.`,
-          ``,
-          `Reason: ${reason}`,
-          `Workflow: ${info.workflowId} (run ${info.runId})`,
-          input.reason ? `Requested because: ${input.reason}` : '',
-          ``,
-          `Inspect it with: runbook describe ${info.workflowId}`,
-        ].join('\n'),
-      }),
-    );
+    try {
+      await progress.step('notify', () =>
+        sendEmail({
+          idempotencyKey: `${info.workflowId}/${info.runId}/backup-failed`,
+          subject: `[runbook] backup of ${input.target} FAILED`,
+          text: [
+            `The ${input.kind} backup of "${input.target}" failed.`,
+            ``,
+            `Reason: ${reason}`,
+            `Workflow: ${info.workflowId} (run ${info.runId})`,
+            input.reason ? `Requested because: ${input.reason}` : '',
+            ``,
+            `Inspect it with: runbook describe ${info.workflowId}`,
+          ].join('\n'),
+        }),
+      );
+    } catch {
+      // The notify step records its own failure in the timeline; the run still fails with the backup's reason.
+    }
     throw ApplicationFailure.fromError(err, { message: `backup of ${input.target} failed: ${reason}` });
   }
 }
