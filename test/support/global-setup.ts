@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { startPostgres, startRedis, startTemporal } from '../../src/client/local-servers';
+import { startDocker } from '../../src/client/local-docker';
 import { type TestServers, STATE_ENV } from './servers';
 
 /** Start each real server once for the whole run; tests share them (each uses its own databases, ids and folders). */
@@ -11,16 +12,20 @@ export default async function globalSetup(): Promise<void> {
   chmodSync(root, 0o755); // the postgres system user must reach its data folder
   const pgPassword = randomBytes(12).toString('hex');
   const redisPassword = randomBytes(12).toString('hex');
-  const [temporal, postgres, redis] = await Promise.all([
+  // dockerd's folder stays short (unix socket paths are capped at ~107 bytes), outside the run's root.
+  const dockerDir = mkdtempSync('/tmp/rb-docker-');
+  const [temporal, postgres, redis, docker] = await Promise.all([
     startTemporal({ dbFile: path.join(root, 'temporal', 'temporal.db') }),
     startPostgres({ dir: path.join(root, 'pg'), password: pgPassword }),
     startRedis({ dir: path.join(root, 'redis'), password: redisPassword }),
+    startDocker({ dir: dockerDir }),
   ]);
   const state: TestServers = {
     root,
     temporal: { address: temporal.address, pid: temporal.pid, dbFile: path.join(root, 'temporal', 'temporal.db') },
     postgres: { host: postgres.host, port: postgres.port, user: postgres.user, password: pgPassword, pid: postgres.pid },
     redis: { host: '127.0.0.1', port: redis.port, password: redisPassword, pid: redis.pid, dataDir: redis.dataDir },
+    docker: { host: docker.dockerHost, pid: docker.pid, dir: docker.dir },
   };
   const file = path.join(root, 'servers.json');
   writeFileSync(file, JSON.stringify(state, null, 2), { mode: 0o600 });

@@ -1,5 +1,6 @@
 import { readFileSync, rmSync } from 'node:fs';
 import { stopPid } from '../../src/client/local-servers';
+import { stopDocker } from '../../src/client/local-docker';
 import { type TestServers, STATE_ENV } from './servers';
 
 /** Stop exactly the servers global setup started, by pid, and remove their folders. */
@@ -11,6 +12,7 @@ export default async function globalTeardown(): Promise<void> {
     stopPid(state.temporal.pid, 'SIGTERM'),
     stopPid(state.postgres.pid, 'SIGINT', 30_000),
     stopPid(state.redis.pid, 'SIGTERM'),
+    stopDocker({ pid: state.docker.pid, dockerHost: state.docker.host, dir: state.docker.dir }),
   ]);
   if (!process.env.KEEP_TEST_DIRS) rmSync(state.root, { recursive: true, force: true });
 }

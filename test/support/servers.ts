@@ -13,6 +13,8 @@ export interface TestServers {
   temporal: { address: string; pid: number; dbFile: string };
   postgres: { host: string; port: number; user: string; password: string; pid: number };
   redis: { host: string; port: number; password: string; pid: number; dataDir: string };
+  /** A private dockerd: `host` is its DOCKER_HOST (unix socket in `dir`). */
+  docker: { host: string; pid: number; dir: string };
 }
 
 export function servers(): TestServers {
