@@ -61,6 +61,9 @@ function fakeManifest(input: DumpPostgresInput): BackupManifest {
   };
 }
 
+/** The activities the backup workflow calls (mocks need not implement the other runbooks'). */
+type BackupActivities = Pick<RunbookActivities, 'dumpPostgres' | 'snapshotRedis' | 'pruneBackups' | 'sendEmail'>;
+
 interface Recorded {
   dumps: Array<{ input: DumpPostgresInput; attempt: number; serverMs: number }>;
   prunes: PruneBackupsInput[];
@@ -68,9 +71,9 @@ interface Recorded {
 }
 
 /** Activities that record their calls; dumpPostgres fails (retryably) on the first `failures` attempts. */
-function mockActivities(failures: number): { activities: RunbookActivities; calls: Recorded } {
+function mockActivities(failures: number): { activities: BackupActivities; calls: Recorded } {
   const calls: Recorded = { dumps: [], prunes: [], emails: [] };
-  const activities: RunbookActivities = {
+  const activities: BackupActivities = {
     dumpPostgres: async (input) => {
       // The test server's clock when this attempt runs. (Its currentAttemptScheduledTimestamp is the time the
       // previous attempt failed, before the backoff, so it cannot show the backoff.)
@@ -93,7 +96,7 @@ function mockActivities(failures: number): { activities: RunbookActivities; call
   return { activities, calls };
 }
 
-async function worker(taskQueue: string, activities: RunbookActivities): Promise<Worker> {
+async function worker(taskQueue: string, activities: BackupActivities): Promise<Worker> {
   return Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: await workflowBundle(), activities });
 }
 

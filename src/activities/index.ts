@@ -1,6 +1,19 @@
 import { type Config } from '../config/schema';
+import { type StartContainersInput, type StopContainersInput, startContainers, stopContainers } from './docker';
 import { type EmailMessage, sendEmail } from './email';
 import { type DumpPostgresInput, dumpPostgres } from './postgres';
+import {
+  type PlanRestoreInput,
+  type RestorePlan,
+  checkProductionHealth,
+  dropScratchDatabase,
+  planRestore,
+  restoreAside,
+  swapBack,
+  swapDatabases,
+  validateBackup,
+  verifyRestoredCopy,
+} from './restore';
 import { type SnapshotRedisInput, snapshotRedis } from './redis';
 import { pruneDirectory } from './retention';
 import { targetDir } from './storage';
@@ -29,6 +42,28 @@ export function createActivities({ config }: Deps) {
       pruneDirectory(targetDir(config.backups.root, input.target), config.backups.retention, new Date(input.now), input.dryRun),
     // Idempotent by idempotencyKey: every attempt carries the same Message-ID (SMTP itself cannot dedupe).
     sendEmail: (msg: EmailMessage) => sendEmail(config, msg),
+
+    // RB-01 restore. Every database these create or rename carries the restore id, the key of each retry.
+    // Idempotent: reads config and the backup folder only.
+    planRestore: (input: PlanRestoreInput) => planRestore(config, input),
+    // Idempotent: reads the backup file only.
+    validateBackup: (plan: RestorePlan) => validateBackup(config, plan),
+    // Idempotent by plan.asideDb: a copy marked complete is reused, anything else under that name is rebuilt.
+    restoreAside: (plan: RestorePlan) => restoreAside(config, plan),
+    // Idempotent: read-only queries.
+    verifyRestoredCopy: (plan: RestorePlan) => verifyRestoredCopy(config, plan),
+    // Idempotent by the set of names that exist (both renames commit together).
+    swapDatabases: (plan: RestorePlan) => swapDatabases(config, plan),
+    // Idempotent by the set of names that exist; a no-op when there was no swap.
+    swapBack: (plan: RestorePlan) => swapBack(config, plan),
+    // Idempotent: DROP IF EXISTS, and only names a restore created.
+    dropScratchDatabase: (input: { target: string; database: string }) => dropScratchDatabase(config, input),
+    // Idempotent: read-only.
+    checkProductionHealth: (plan: RestorePlan) => checkProductionHealth(config, plan),
+    // Idempotent: a stopped container stays stopped.
+    stopContainers: (input: StopContainersInput) => stopContainers(input),
+    // Idempotent: a running container stays running.
+    startContainers: (input: StartContainersInput) => startContainers(input),
   };
 }
 
@@ -36,3 +71,4 @@ export type RunbookActivities = ReturnType<typeof createActivities>;
 export type { BackupManifest } from './storage';
 export type { PruneResult } from './retention';
 export type { EmailResult, EmailMessage } from './email';
+export type { RestorePlan, CheckResult } from './restore';

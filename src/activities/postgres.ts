@@ -1,12 +1,12 @@
-import { readFileSync, readdirSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import { execa } from 'execa';
 import pg from 'pg';
 import { type Config, type DatabaseTarget } from '../config/schema';
 import { redact, resolveSecret } from '../config/secrets';
+import { runHeartbeated } from './process';
 import {
   type BackupManifest,
   manifestPathFor,
@@ -81,23 +81,6 @@ export interface DumpPostgresInput {
   runId?: string;
 }
 
-interface DumpHeartbeat {
-  pid?: number;
-  partial?: string;
-  bytes?: number;
-}
-
-/** Kill a pg_dump left running by a previous attempt whose worker died, if it is still ours. */
-function killOrphan(previous: DumpHeartbeat | undefined): void {
-  if (!previous?.pid || !previous.partial) return;
-  try {
-    const cmdline = readFileSync(`/proc/${previous.pid}/cmdline`, 'utf8');
-    if (cmdline.includes(previous.partial)) process.kill(previous.pid, 'SIGKILL');
-  } catch {
-    // gone already, or on another host
-  }
-}
-
 /** A complete backup for this id, if a previous attempt already published one. */
 async function existingBackup(dir: string, id: string): Promise<BackupManifest | undefined> {
   const manifest = await readManifest(manifestPathFor(dir, id));
@@ -119,7 +102,6 @@ export async function dumpPostgres(config: Config, input: DumpPostgresInput): Pr
 
   const done = await existingBackup(dir, input.backupId);
   if (done) return done;
-  killOrphan(ctx.info.heartbeatDetails as DumpHeartbeat | undefined);
   await removeLeftovers(dir, input.backupId);
 
   const env = libpqEnv(db, field);
@@ -138,26 +120,11 @@ export async function dumpPostgres(config: Config, input: DumpPostgresInput): Pr
   const file = `${input.backupId}.dump`;
   const partial = path.join(dir, `.${input.backupId}.attempt${ctx.info.attempt}.partial`);
   const started = Date.now();
-  const child = execa(pgBin(config, 'pg_dump'), ['--format=custom', '--no-password', '--file', partial], {
+  const result = await runHeartbeated(pgBin(config, 'pg_dump'), ['--format=custom', '--no-password', '--file', partial], {
     env,
-    extendEnv: true,
-    cancelSignal: ctx.cancellationSignal,
-    reject: false,
-    stdin: 'ignore',
+    marker: partial,
+    progress: () => fs.stat(partial).then((st) => ({ bytes: st.size })),
   });
-  const beat = setInterval(() => {
-    void fs.stat(partial).then(
-      (s) => ctx.heartbeat({ pid: child.pid, partial, bytes: s.size } satisfies DumpHeartbeat),
-      () => ctx.heartbeat({ pid: child.pid, partial } satisfies DumpHeartbeat),
-    );
-  }, 1000);
-  ctx.heartbeat({ pid: child.pid, partial } satisfies DumpHeartbeat);
-  let result;
-  try {
-    result = await child;
-  } finally {
-    clearInterval(beat);
-  }
   if (result.isCanceled || result.failed) {
     await fs.rm(partial, { force: true });
     if (result.isCanceled) throw ctx.cancellationSignal.reason ?? new Error('cancelled');

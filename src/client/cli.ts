@@ -1,12 +1,19 @@
 #!/usr/bin/env node
-import { type Client, WorkflowExecutionAlreadyStartedError, WorkflowFailedError, WorkflowNotFoundError } from '@temporalio/client';
+import {
+  type Client,
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowFailedError,
+  WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
+} from '@temporalio/client';
 import { Command, CommanderError, Option } from 'commander';
 import { type Config } from '../config/schema';
 import { ConfigError, configPath, loadConfig } from '../config/load';
 import { InputError, findRunbook, parseRunbookInput, runbooks } from '../config/runbooks';
 import { RUNBOOK_NAME, RUNBOOK_TARGET, SEARCH_ATTRIBUTES } from '../config/temporal';
 import { checkSecrets, redact } from '../config/secrets';
-import { type RunbookStatus } from '../workflows/definitions';
+import { listBackups, targetDir } from '../activities/storage';
+import { type RunbookStatus, approveUpdate, rejectUpdate } from '../workflows/definitions';
 import { UnreachableError, connectClient } from './connection';
 import { desiredSchedules, syncSchedules } from './schedules';
 
@@ -180,6 +187,38 @@ export function buildProgram(): Command {
         await client.workflow.getHandle(workflowId).signal(signal, ...(o.arg === undefined ? [] : [arg]));
         out(globals(), `signalled ${signal} to ${workflowId}`, { workflowId, signal });
       });
+    });
+
+  for (const kind of ['approve', 'reject'] as const) {
+    program
+      .command(`${kind} <workflowId>`)
+      .description(`${kind} a run waiting at its approval gate (e.g. a production restore)`)
+      .requiredOption('--by <name>', 'who decides (recorded in the run)')
+      .option('--note <text>', 'why')
+      .action(async (workflowId: string, o: { by: string; note?: string }) => {
+        const cfg = config();
+        await withClient(cfg, async (client) => {
+          const record = await client.workflow
+            .getHandle(workflowId)
+            .executeUpdate(kind === 'approve' ? approveUpdate : rejectUpdate, { args: [{ by: o.by, note: o.note }] })
+            .catch((err: unknown) => {
+              // The run's validator said no (not waiting, already decided, self-approval): that is bad input.
+              if (err instanceof WorkflowUpdateFailedError) throw new InputError([`${kind}: ${err.cause?.message ?? err.message}`]);
+              throw err;
+            });
+          out(globals(), `${record.decision} by ${record.by} at ${record.at}`, record);
+        });
+      });
+  }
+
+  program
+    .command('backups <target>')
+    .description('backups of a target, newest first (ids for `runbook start restore -p backup=ID`)')
+    .action(async (target: string) => {
+      const cfg = config();
+      const listing = await listBackups(targetDir(cfg.backups.root, target));
+      const rows = listing.valid.map((b) => ({ id: b.manifest.id, createdAt: b.manifest.createdAt, sizeBytes: b.manifest.sizeBytes, kind: b.manifest.kind }));
+      out(globals(), rows.map((r) => `${r.createdAt}  ${String(r.sizeBytes).padStart(12)}  ${r.id}`).join('\n') || `no backups of ${target}`, rows);
     });
 
   program

@@ -64,6 +64,22 @@ export function desiredSchedules(config: Config): DesiredSchedule[] {
       paused: false,
     });
   }
+  for (const db of config.targets.databases) {
+    if (db.restore.verify === false) continue;
+    const spec = db.restore.verify ?? config.backups.verifySchedule;
+    out.push({
+      scheduleId: `verify-backup-${db.name}`,
+      runbook: 'verify-backup',
+      workflowType: 'verifyBackup',
+      workflowIdPrefix: `verify-backup/${db.name}`,
+      input: { target: db.name },
+      target: db.name,
+      cron: spec.cron,
+      timezone: spec.timezone,
+      overlap: 'skip',
+      paused: false,
+    });
+  }
   const problems: string[] = [];
   config.schedules.forEach((s, i) => {
     try {

@@ -20,6 +20,30 @@ export const backupInputSchema = z
   .strict();
 export type BackupInput = z.output<typeof backupInputSchema>;
 
+export const restoreInputSchema = z
+  .object({
+    target: targetName,
+    /** A backup id from `runbook backups <target>`, or "latest". */
+    backup: z.string().regex(/^(latest|[a-z0-9][a-z0-9_-]*-\d{8}T\d{6}Z-[0-9a-z-]+)$/, 'must be "latest" or a backup id').default('latest'),
+    dryRun: boolParam.default(false),
+    reason: z.string().min(3, 'say why (at least 3 characters)').max(500),
+    requestedBy: z.string().max(100).optional(),
+  })
+  .strict();
+export type RestoreInput = z.output<typeof restoreInputSchema>;
+
+export const verifyBackupInputSchema = z.object({ target: targetName }).strict();
+export type VerifyBackupInput = z.output<typeof verifyBackupInputSchema>;
+
+/** Refuse a target name that is not a PostgreSQL database in the config. */
+function requireDatabase(params: Record<string, unknown>, config: Config): Record<string, unknown> {
+  if (typeof params.target === 'string' && !config.targets.databases.some((d) => d.name === params.target)) {
+    const known = config.targets.databases.map((d) => d.name);
+    throw new InputError([`target: unknown database "${params.target}" (known: ${known.join(', ') || 'none'})`]);
+  }
+  return params;
+}
+
 export class InputError extends Error {
   constructor(readonly issues: string[]) {
     super(issues.join('; '));
@@ -62,6 +86,25 @@ export const runbooks = {
       throw new InputError([`target: unknown target "${params.target}" (known: ${known.join(', ') || 'none'})`]);
     },
     workflowId: (input, now) => `backup/${input.target}/${isoSecond(now)}`,
+    target: (input) => input.target,
+  }),
+  restore: define({
+    name: 'restore',
+    workflowType: 'restoreDatabase',
+    summary: 'RB-01: restore a PostgreSQL database from a backup, aside first, then swap (approval for production)',
+    input: restoreInputSchema,
+    complete: requireDatabase,
+    // One restore per database at a time: a second start is refused while this id runs.
+    workflowId: (input) => `restore/${input.target}`,
+    target: (input) => input.target,
+  }),
+  'verify-backup': define({
+    name: 'verify-backup',
+    workflowType: 'verifyBackup',
+    summary: 'WF-05 drill: restore the latest backup into a scratch database, run the checks, measure the restore time',
+    input: verifyBackupInputSchema,
+    complete: requireDatabase,
+    workflowId: (input, now) => `verify-backup/${input.target}/${isoSecond(now)}`,
     target: (input) => input.target,
   }),
 } satisfies Record<string, RunbookDefinition>;

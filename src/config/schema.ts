@@ -62,6 +62,40 @@ const scheduleSpecSchema = z
 /** `false` disables the default backup schedule of a target. */
 const targetBackupSchema = z.union([z.literal(false), scheduleSpecSchema]).optional();
 
+/** A check the restored copy must pass before it replaces production (and a drill's copy must pass). */
+const restoreCheckSchema = z.union([
+  z
+    .object({
+      table: z.string().min(1),
+      /** At least this many rows (default 1). */
+      minRows: z.number().int().min(0).default(1),
+    })
+    .strict(),
+  z
+    .object({
+      name: z.string().min(1),
+      sql: z.string().min(1),
+      /** The first column of the first row must equal this; omitted = the query only has to succeed. */
+      expect: z.union([z.string(), z.number(), z.boolean(), z.null()]).optional(),
+    })
+    .strict(),
+]);
+export type RestoreCheck = z.infer<typeof restoreCheckSchema>;
+
+const restoreSchema = z
+  .object({
+    /** pg_restore --jobs. */
+    jobs: z.number().int().min(1).max(32).default(2),
+    /** How long the pre-restore database is kept before a durable timer drops it. */
+    keepOldFor: duration.default('24h'),
+    /** How long a production restore waits for an approval before it ends "not approved". */
+    approvalTimeout: duration.default('4h'),
+    checks: z.array(restoreCheckSchema).default([]),
+    /** The weekly drill (WF-05: Sunday 03:00); false = no drill for this database. */
+    verify: z.union([z.literal(false), scheduleSpecSchema]).optional(),
+  })
+  .strict();
+
 const databaseSchema = z
   .object({
     name,
@@ -73,6 +107,7 @@ const databaseSchema = z
     production: z.boolean().default(false),
     services: z.array(name).default([]),
     backup: targetBackupSchema,
+    restore: restoreSchema.default(restoreSchema.parse({})),
   })
   .strict();
 
@@ -137,6 +172,8 @@ const backupsSchema = z
     retention: retentionSchema.default({ gfs: { daily: 7, weekly: 4, monthly: 12 } }),
     /** Default schedule of every target's backup (WF-01: daily 02:00). */
     schedule: scheduleSpecSchema.default({ cron: '0 2 * * *', timezone: 'UTC' }),
+    /** Default schedule of every database's restore drill (WF-05: weekly, Sunday 03:00). */
+    verifySchedule: scheduleSpecSchema.default({ cron: '0 3 * * 0', timezone: 'UTC' }),
     /** Folder with pg_dump/pg_restore; default: newest /usr/lib/postgresql/<v>/bin, else PATH. */
     pgBinDir: z.string().optional(),
   })
@@ -231,6 +268,14 @@ export const configSchema = z
         ctx.addIssue({ code: 'custom', path: ['targets', 'services', i, 'host'], message: `unknown docker host "${s.host}"` });
       }
     });
+    const services = new Set(cfg.targets.services.map((sv) => sv.name));
+    cfg.targets.databases.forEach((d, i) =>
+      d.services.forEach((sv, j) => {
+        if (!services.has(sv)) {
+          ctx.addIssue({ code: 'custom', path: ['targets', 'databases', i, 'services', j], message: `unknown service "${sv}" (not in targets.services)` });
+        }
+      }),
+    );
     const ids = new Set<string>();
     cfg.schedules.forEach((s, i) => {
       if (ids.has(s.id)) ctx.addIssue({ code: 'custom', path: ['schedules', i, 'id'], message: `duplicate schedule id "${s.id}"` });
@@ -243,6 +288,14 @@ export type DatabaseTarget = Config['targets']['databases'][number];
 export type RedisTarget = Config['targets']['redis'][number];
 export type EmailConfig = NonNullable<Config['notifications']['email']>;
 export type ScheduleConfig = Config['schedules'][number];
+
+/** "15m" → 900000. The schema has already checked the shape. */
+export function durationMs(text: string): number {
+  const m = /^(\d+)(ms|s|m|h|d)$/.exec(text);
+  if (!m) throw new Error(`not a duration: ${text}`);
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 'ms' | 's' | 'm' | 'h' | 'd'];
+  return Number(m[1]) * unit;
+}
 
 function isValidTimeZone(tz: string): boolean {
   try {

@@ -1,4 +1,4 @@
-import { defineQuery } from '@temporalio/workflow';
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 
 /** One step of a runbook as the operator sees it in `runbook describe` and the Web UI. */
 export interface StepRecord {
@@ -19,3 +19,20 @@ export interface RunbookStatus {
 
 /** Every runbook answers this query. */
 export const statusQuery = defineQuery<RunbookStatus>('status');
+
+/** Who decided an approval gate, when, and why. Recorded in the workflow (and so in its history). */
+export interface ApprovalDecision {
+  by: string;
+  note?: string;
+}
+
+export interface ApprovalRecord extends ApprovalDecision {
+  decision: 'approved' | 'rejected';
+  at: string;
+}
+
+/** Approval gates: a Temporal Update, so the caller learns at once whether the decision was accepted. */
+export const approveUpdate = defineUpdate<ApprovalRecord, [ApprovalDecision]>('approve');
+export const rejectUpdate = defineUpdate<ApprovalRecord, [ApprovalDecision]>('reject');
+/** Keep the pre-restore database instead of dropping it when its time is up. */
+export const keepSignal = defineSignal<[ApprovalDecision]>('keep');

@@ -1,2 +1,4 @@
 // Every workflow the worker registers. One file per runbook.
 export { backup } from './backup';
+export { restoreDatabase, dropDatabaseLater } from './restore-database';
+export { verifyBackup } from './verify-backup';

@@ -1,0 +1,346 @@
+import path from 'node:path';
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import { execa } from 'execa';
+import type pg from 'pg';
+import { type Config, type DatabaseTarget, type RestoreCheck, durationMs } from '../config/schema';
+import { redact } from '../config/secrets';
+import { findDatabase, libpqEnv, pgBin, withPgClient } from './postgres';
+import { runHeartbeated } from './process';
+import { listBackups, sha256File, targetDir } from './storage';
+
+/**
+ * RB-01 restore, the PostgreSQL side. The restored copy is built ASIDE (`<db>__restore_<id>`), verified, and
+ * swapped in with two renames in one transaction, so production is either the old database or the verified
+ * copy, never half of each. Every database these steps create or drop carries the restore id in its name.
+ */
+
+export interface ServicePlan {
+  name: string;
+  dockerHost: string;
+  containers: string[];
+  healthUrl?: string;
+}
+
+export interface RestorePlan {
+  target: string;
+  database: string;
+  production: boolean;
+  backup: { id: string; file: string; sha256: string; sizeBytes: number; createdAt: string };
+  /** Where the backup is restored and checked. */
+  asideDb: string;
+  /** Production's name for the pre-restore database after the swap. */
+  oldDb: string;
+  /** Where a restored copy goes if it is swapped back out. */
+  failedDb: string;
+  services: ServicePlan[];
+  jobs: number;
+  keepOldForMs: number;
+  approvalTimeoutMs: number;
+  checks: RestoreCheck[];
+}
+
+export interface PlanRestoreInput {
+  target: string;
+  /** A backup id, or "latest". */
+  backup: string;
+  /** Short id unique to this restore; part of every database name it creates. */
+  restoreId: string;
+  /** "restore" (RB-01) or "verify" (the drill restores into `<db>__verify_<id>`). */
+  purpose?: 'restore' | 'verify';
+}
+
+const MAX_IDENT = 63;
+
+/** `<db>__<suffix>` within PostgreSQL's 63-byte identifier limit. */
+function derivedName(database: string, suffix: string): string {
+  const tail = `__${suffix}`;
+  return `${database.slice(0, MAX_IDENT - Buffer.byteLength(tail))}${tail}`;
+}
+
+/** Names only these steps create; `dropScratchDatabase` refuses anything else, so it can never drop production. */
+const SCRATCH = /__(restore|pre_restore|failed_restore|verify)_[a-z0-9]{4,16}$/;
+
+function quoteIdent(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+// Idempotent: reads the config and the backup folder, changes nothing.
+export async function planRestore(config: Config, input: PlanRestoreInput): Promise<RestorePlan> {
+  const { db } = findDatabase(config, input.target);
+  if (!/^[a-z0-9]{4,16}$/.test(input.restoreId)) throw ApplicationFailure.nonRetryable(`bad restore id "${input.restoreId}"`, 'BadInput');
+  const listing = await listBackups(targetDir(config.backups.root, db.name));
+  const candidates = listing.valid.filter((b) => b.manifest.kind === 'postgres');
+  const chosen = input.backup === 'latest' ? candidates[0] : candidates.find((b) => b.manifest.id === input.backup);
+  if (!chosen) {
+    const known = candidates.slice(0, 5).map((b) => b.manifest.id);
+    throw ApplicationFailure.nonRetryable(
+      input.backup === 'latest'
+        ? `no valid backup of ${db.name} in ${targetDir(config.backups.root, db.name)}`
+        : `backup "${input.backup}" of ${db.name} not found (newest: ${known.join(', ') || 'none'})`,
+      'BackupNotFound',
+    );
+  }
+  const m = chosen.manifest;
+  const services = db.services.map((name): ServicePlan => {
+    const svc = config.targets.services.find((s) => s.name === name);
+    const host = config.targets.dockerHosts.find((h) => h.name === svc?.host);
+    if (!svc || !host) throw ApplicationFailure.nonRetryable(`service "${name}" of ${db.name} is not configured`, 'UnknownTarget');
+    return { name, dockerHost: host.dockerHost, containers: svc.containers, healthUrl: svc.healthUrl };
+  });
+  const verify = input.purpose === 'verify';
+  return {
+    target: db.name,
+    database: db.database,
+    production: db.production,
+    backup: { id: m.id, file: m.file, sha256: m.sha256, sizeBytes: m.sizeBytes, createdAt: m.createdAt },
+    asideDb: derivedName(db.database, `${verify ? 'verify' : 'restore'}_${input.restoreId}`),
+    oldDb: derivedName(db.database, `pre_restore_${input.restoreId}`),
+    failedDb: derivedName(db.database, `failed_restore_${input.restoreId}`),
+    services,
+    jobs: db.restore.jobs,
+    keepOldForMs: durationMs(db.restore.keepOldFor),
+    approvalTimeoutMs: durationMs(db.restore.approvalTimeout),
+    checks: db.restore.checks,
+  };
+}
+
+function backupPath(config: Config, plan: RestorePlan): string {
+  return path.join(targetDir(config.backups.root, plan.target), plan.backup.file);
+}
+
+// Idempotent: reads the backup file only.
+export async function validateBackup(config: Config, plan: RestorePlan): Promise<{ sha256: string; entries: number }> {
+  const file = backupPath(config, plan);
+  const sha256 = await sha256File(file).catch((err: NodeJS.ErrnoException) => {
+    throw ApplicationFailure.nonRetryable(`backup ${plan.backup.id}: cannot read ${file} (${err.code ?? err.message})`, 'BackupInvalid');
+  });
+  if (sha256 !== plan.backup.sha256) {
+    throw ApplicationFailure.nonRetryable(
+      `backup ${plan.backup.id} is corrupt: sha256 ${sha256.slice(0, 16)}… does not match its manifest (${plan.backup.sha256.slice(0, 16)}…)`,
+      'BackupInvalid',
+    );
+  }
+  const list = await execa(pgBin(config, 'pg_restore'), ['--list', file], { reject: false });
+  if (list.failed) {
+    throw ApplicationFailure.nonRetryable(`backup ${plan.backup.id}: pg_restore --list failed: ${String(list.stderr).trim().slice(-300)}`, 'BackupInvalid');
+  }
+  const entries = String(list.stdout)
+    .split('\n')
+    .filter((l) => l.trim() && !l.startsWith(';')).length;
+  return { sha256, entries };
+}
+
+async function admin<T>(config: Config, target: string, fn: (c: pg.Client, db: DatabaseTarget) => Promise<T>): Promise<T> {
+  const { db, field } = findDatabase(config, target);
+  // Renames and drops run from the maintenance database, never from the ones being renamed.
+  return withPgClient(db, field, (c) => fn(c, db), 'postgres');
+}
+
+async function existing(c: pg.Client, names: string[]): Promise<Set<string>> {
+  const r = await c.query<{ datname: string }>('SELECT datname FROM pg_database WHERE datname = ANY($1)', [names]);
+  return new Set(r.rows.map((x) => x.datname));
+}
+
+const DONE_COMMENT = (backupId: string): string => `durable-runbooks: restored from ${backupId}`;
+
+// Idempotent by plan.asideDb: a copy marked complete is kept; anything else under that name is rebuilt.
+export async function restoreAside(config: Config, plan: RestorePlan): Promise<{ durationMs: number; reused: boolean }> {
+  const ctx = Context.current();
+  const started = Date.now();
+  const done = await admin(config, plan.target, async (c) => {
+    const r = await c.query<{ comment: string | null }>(
+      'SELECT shobj_description(oid, $2) AS comment FROM pg_database WHERE datname = $1',
+      [plan.asideDb, 'pg_database'],
+    );
+    if (r.rows[0]?.comment === DONE_COMMENT(plan.backup.id)) return true;
+    await c.query(`DROP DATABASE IF EXISTS ${quoteIdent(plan.asideDb)} WITH (FORCE)`);
+    await c.query(`CREATE DATABASE ${quoteIdent(plan.asideDb)}`);
+    return false;
+  });
+  if (done) return { durationMs: 0, reused: true };
+
+  const { db, field } = findDatabase(config, plan.target);
+  const file = backupPath(config, plan);
+  const result = await runHeartbeated(
+    pgBin(config, 'pg_restore'),
+    ['--no-password', '--exit-on-error', `--jobs=${plan.jobs}`, '--dbname', plan.asideDb, file],
+    { env: libpqEnv(db, field, plan.asideDb), marker: plan.asideDb },
+  );
+  if (result.isCanceled) throw ctx.cancellationSignal.reason ?? new Error('cancelled');
+  if (result.failed) {
+    throw ApplicationFailure.retryable(
+      `pg_restore into ${plan.asideDb} failed (exit ${result.exitCode ?? result.signal}): ${redact(String(result.stderr)).trim().slice(-500)}`,
+      'PgRestoreFailed',
+    );
+  }
+  await admin(config, plan.target, (c) => c.query(`COMMENT ON DATABASE ${quoteIdent(plan.asideDb)} IS ${pgLiteral(DONE_COMMENT(plan.backup.id))}`));
+  return { durationMs: Date.now() - started, reused: false };
+}
+
+function pgLiteral(s: string): string {
+  return `'${s.replace(/'/g, "''")}'`;
+}
+
+export interface CheckResult {
+  check: string;
+  ok: boolean;
+  detail: string;
+}
+
+/** Run the configured checks (plus `SELECT 1`) against one database. */
+async function runChecks(config: Config, target: string, database: string, checks: RestoreCheck[]): Promise<CheckResult[]> {
+  const { db, field } = findDatabase(config, target);
+  return withPgClient(
+    db,
+    field,
+    async (c) => {
+      const out: CheckResult[] = [];
+      const one = await c.query<{ ok: number }>('SELECT 1 AS ok');
+      out.push({ check: 'SELECT 1', ok: one.rows[0]?.ok === 1, detail: 'connected' });
+      for (const check of checks) {
+        if ('table' in check) {
+          const label = `rows in ${check.table} >= ${check.minRows}`;
+          try {
+            const r = await c.query<{ n: string }>(`SELECT count(*) AS n FROM ${check.table.split('.').map(quoteIdent).join('.')}`);
+            const n = Number(r.rows[0]?.n);
+            out.push({ check: label, ok: n >= check.minRows, detail: `${n} rows` });
+          } catch (err) {
+            out.push({ check: label, ok: false, detail: (err as Error).message });
+          }
+        } else {
+          try {
+            const r = await c.query({ text: check.sql, rowMode: 'array' });
+            const first: unknown = (r.rows[0] as unknown[] | undefined)?.[0];
+            const value = typeof first === 'bigint' || typeof first === 'number' ? Number(first) : first;
+            const ok = check.expect === undefined || String(value) === String(check.expect);
+            out.push({ check: check.name, ok, detail: check.expect === undefined ? 'query ran' : `got ${JSON.stringify(value)}, want ${JSON.stringify(check.expect)}` });
+          } catch (err) {
+            out.push({ check: check.name, ok: false, detail: (err as Error).message });
+          }
+        }
+      }
+      return out;
+    },
+    database,
+  );
+}
+
+// Idempotent: read-only queries against the restored copy.
+export async function verifyRestoredCopy(config: Config, plan: RestorePlan): Promise<CheckResult[]> {
+  const results = await runChecks(config, plan.target, plan.asideDb, plan.checks);
+  const failed = results.filter((r) => !r.ok);
+  if (failed.length) {
+    throw ApplicationFailure.nonRetryable(
+      `restored copy ${plan.asideDb} failed ${failed.length} check(s): ${failed.map((f) => `${f.check} (${f.detail})`).join('; ')}`,
+      'VerificationFailed',
+      results,
+    );
+  }
+  return results;
+}
+
+/** Keep new sessions out of the named databases and end the ones there, so they can be renamed. */
+async function quiesce(c: pg.Client, names: string[]): Promise<number> {
+  for (const n of names) await c.query(`ALTER DATABASE ${quoteIdent(n)} WITH ALLOW_CONNECTIONS false`);
+  const r = await c.query<{ n: number }>(
+    'SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE datname = ANY($1) AND pid <> pg_backend_pid()',
+    [names],
+  );
+  return r.rows[0]?.n ?? 0;
+}
+
+export interface SwapResult {
+  state: 'swapped' | 'already swapped';
+  terminatedSessions: number;
+}
+
+/**
+ * Production ← restored copy, with the old database kept under plan.oldDb: both renames in ONE transaction.
+ * Idempotent by the names that exist: old + production and no copy means a previous attempt already swapped.
+ */
+export async function swapDatabases(config: Config, plan: RestorePlan): Promise<SwapResult> {
+  return admin(config, plan.target, async (c) => {
+    const has = await existing(c, [plan.database, plan.asideDb, plan.oldDb]);
+    if (has.has(plan.oldDb) && has.has(plan.database) && !has.has(plan.asideDb)) {
+      await c.query(`ALTER DATABASE ${quoteIdent(plan.database)} WITH ALLOW_CONNECTIONS true`);
+      return { state: 'already swapped', terminatedSessions: 0 };
+    }
+    if (!(has.has(plan.database) && has.has(plan.asideDb) && !has.has(plan.oldDb))) {
+      throw ApplicationFailure.nonRetryable(`cannot swap: unexpected databases present (${[...has].join(', ') || 'none'})`, 'SwapStateUnexpected');
+    }
+    const terminated = await quiesce(c, [plan.database, plan.asideDb]);
+    await c.query('BEGIN');
+    try {
+      await c.query(`ALTER DATABASE ${quoteIdent(plan.database)} RENAME TO ${quoteIdent(plan.oldDb)}`);
+      await c.query(`ALTER DATABASE ${quoteIdent(plan.asideDb)} RENAME TO ${quoteIdent(plan.database)}`);
+      await c.query('COMMIT');
+    } catch (err) {
+      await c.query('ROLLBACK');
+      for (const n of [plan.database, plan.asideDb]) await c.query(`ALTER DATABASE ${quoteIdent(n)} WITH ALLOW_CONNECTIONS true`).catch(() => undefined);
+      throw err;
+    }
+    for (const n of [plan.database, plan.oldDb]) await c.query(`ALTER DATABASE ${quoteIdent(n)} WITH ALLOW_CONNECTIONS true`);
+    return { state: 'swapped', terminatedSessions: terminated };
+  });
+}
+
+/**
+ * Compensation of the swap: production ← the pre-restore database again; the restored copy goes to plan.failedDb.
+ * Idempotent by the names that exist; a no-op when the swap never happened.
+ */
+export async function swapBack(config: Config, plan: RestorePlan): Promise<{ state: 'swapped back' | 'nothing to undo' }> {
+  return admin(config, plan.target, async (c) => {
+    const has = await existing(c, [plan.database, plan.oldDb, plan.failedDb]);
+    if (!has.has(plan.oldDb)) return { state: 'nothing to undo' };
+    const names = [plan.oldDb, ...(has.has(plan.database) ? [plan.database] : [])];
+    await quiesce(c, names);
+    await c.query('BEGIN');
+    try {
+      if (has.has(plan.database)) {
+        await c.query(`ALTER DATABASE ${quoteIdent(plan.database)} RENAME TO ${quoteIdent(plan.failedDb)}`);
+      }
+      await c.query(`ALTER DATABASE ${quoteIdent(plan.oldDb)} RENAME TO ${quoteIdent(plan.database)}`);
+      await c.query('COMMIT');
+    } catch (err) {
+      await c.query('ROLLBACK');
+      throw err;
+    } finally {
+      for (const n of [plan.database, plan.oldDb, plan.failedDb]) {
+        await c.query(`ALTER DATABASE ${quoteIdent(n)} WITH ALLOW_CONNECTIONS true`).catch(() => undefined);
+      }
+    }
+    return { state: 'swapped back' };
+  });
+}
+
+// Idempotent: DROP ... IF EXISTS; refuses any name that is not one of the scratch names restores create.
+export async function dropScratchDatabase(config: Config, input: { target: string; database: string }): Promise<{ dropped: boolean }> {
+  if (!SCRATCH.test(input.database)) {
+    throw ApplicationFailure.nonRetryable(`refusing to drop "${input.database}": not a database a restore created`, 'RefusedDrop');
+  }
+  return admin(config, input.target, async (c) => {
+    const had = (await existing(c, [input.database])).has(input.database);
+    await c.query(`DROP DATABASE IF EXISTS ${quoteIdent(input.database)} WITH (FORCE)`);
+    return { dropped: had };
+  });
+}
+
+// Idempotent: read-only; HTTP GETs and queries. Fails (retryably) until production answers.
+export async function checkProductionHealth(config: Config, plan: RestorePlan): Promise<CheckResult[]> {
+  const results = await runChecks(config, plan.target, plan.database, plan.checks);
+  for (const s of plan.services) {
+    if (!s.healthUrl) continue;
+    try {
+      const res = await fetch(s.healthUrl, { signal: AbortSignal.timeout(10_000) });
+      results.push({ check: `${s.name} ${s.healthUrl}`, ok: res.ok, detail: `HTTP ${res.status}` });
+    } catch (err) {
+      results.push({ check: `${s.name} ${s.healthUrl}`, ok: false, detail: (err as Error).message });
+    }
+  }
+  const failed = results.filter((r) => !r.ok);
+  if (failed.length) {
+    throw ApplicationFailure.retryable(`health check failed: ${failed.map((f) => `${f.check} (${f.detail})`).join('; ')}`, 'HealthCheckFailed', results);
+  }
+  return results;
+}

@@ -1,0 +1,203 @@
+import {
+  ActivityCancellationType,
+  ApplicationFailure,
+  CancellationScope,
+  ParentClosePolicy,
+  condition,
+  isCancellation,
+  proxyActivities,
+  setHandler,
+  startChild,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { BackupManifest, RestorePlan, RunbookActivities } from '../activities';
+import type { RestoreInput } from '../config/runbooks';
+import { type ApprovalDecision, type ApprovalRecord, approveUpdate, keepSignal, rejectUpdate } from './definitions';
+import { Progress, errorMessage } from './progress';
+
+const quick = proxyActivities<RunbookActivities>({
+  startToCloseTimeout: '2 minutes',
+  retry: { initialInterval: '2 seconds', maximumInterval: '30 seconds', maximumAttempts: 10 },
+});
+
+// Dumps and restores are long: liveness comes from heartbeats; a cancelled run waits for them to clean up.
+const long = proxyActivities<RunbookActivities>({
+  startToCloseTimeout: '12 hours',
+  heartbeatTimeout: '15 seconds',
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+  retry: { initialInterval: '5 seconds', maximumInterval: '1 minute', maximumAttempts: 5, nonRetryableErrorTypes: ['DatabaseMissing'] },
+});
+
+// The success gate: services get a bounded time to come back, polled by retries (no blind sleeps).
+const health = proxyActivities<RunbookActivities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '2 seconds', backoffCoefficient: 1.5, maximumInterval: '10 seconds', maximumAttempts: 8 },
+});
+
+export type RestoreOutcome =
+  | { outcome: 'dry-run'; plan: RestorePlan; steps: string[] }
+  | { outcome: 'not approved'; reason: 'timeout' | 'rejected'; decision?: ApprovalRecord; plan: RestorePlan }
+  | {
+      outcome: 'restored';
+      plan: RestorePlan;
+      approval?: ApprovalRecord;
+      safetySnapshot: BackupManifest;
+      /** From the first service stopped (or the swap, without services) to the last one started again. */
+      downtimeMs: number;
+      oldDatabase: string;
+      dropOldAt: string;
+      dropWorkflowId: string;
+    };
+
+type Compensation = { step: string; run: () => Promise<unknown> };
+
+/**
+ * RB-01: restore a PostgreSQL database without losing anything.
+ * validate → (approval) → safety snapshot → restore ASIDE → verify the copy → stop services → swap (two
+ * renames, one transaction) → start services → health gate. A failure undoes what was done, newest first
+ * (saga); production is only ever the old database or a verified copy. The old database is kept, and a
+ * child workflow drops it after restore.keepOldFor unless someone signals `keep`.
+ */
+export async function restoreDatabase(input: RestoreInput): Promise<RestoreOutcome> {
+  const progress = new Progress('restoreDatabase');
+  const info = workflowInfo();
+  const restoreId = info.runId.replace(/-/g, '').slice(-8);
+
+  let decision: ApprovalRecord | undefined;
+  let awaitingApproval = false;
+  const decide = (kind: ApprovalRecord['decision']) => (d: ApprovalDecision) => {
+    decision = { ...d, decision: kind, at: new Date().toISOString() };
+    return decision;
+  };
+  const validate = (d: ApprovalDecision): void => {
+    if (!awaitingApproval) throw new Error('this restore is not waiting for an approval');
+    if (decision) throw new Error(`already ${decision.decision} by ${decision.by}`);
+    if (!d.by?.trim()) throw new Error('by: who decides must be named');
+    if (input.requestedBy && d.by === input.requestedBy) throw new Error(`by: ${d.by} requested this restore and cannot approve it`);
+  };
+  setHandler(approveUpdate, decide('approved'), { validator: validate });
+  setHandler(rejectUpdate, decide('rejected'), { validator: validate });
+
+  const plan = await progress.step('plan', () => quick.planRestore({ target: input.target, backup: input.backup, restoreId }), (p) =>
+    `backup ${p.backup.id} → ${p.database} (aside ${p.asideDb})`,
+  );
+  await progress.step('validate', () => quick.validateBackup(plan), (v) => `sha256 ok, ${v.entries} archive entries`);
+
+  if (input.dryRun) {
+    progress.finish('completed');
+    return {
+      outcome: 'dry-run',
+      plan,
+      steps: [
+        ...(plan.production ? [`wait up to ${plan.approvalTimeoutMs / 60_000} min for an approval (production)`] : []),
+        `safety snapshot of ${plan.database}`,
+        `pg_restore -j ${plan.jobs} ${plan.backup.file} into ${plan.asideDb}`,
+        `verify ${plan.asideDb}: SELECT 1${plan.checks.length ? ` + ${plan.checks.length} configured check(s)` : ''}`,
+        ...(plan.services.length ? [`stop ${plan.services.flatMap((s) => s.containers).join(', ')}`] : []),
+        `swap: ${plan.database} → ${plan.oldDb}, ${plan.asideDb} → ${plan.database}`,
+        ...(plan.services.length ? [`start ${plan.services.flatMap((s) => s.containers).join(', ')}`] : []),
+        'health check (SQL + HTTP)',
+        `drop ${plan.oldDb} after ${plan.keepOldForMs / 3_600_000} h`,
+      ],
+    };
+  }
+
+  if (plan.production) {
+    awaitingApproval = true;
+    const decided = await progress.step(
+      'approval',
+      () => condition(() => decision !== undefined, plan.approvalTimeoutMs),
+      (ok) => (ok && decision ? `${decision.decision} by ${decision.by}${decision.note ? `: ${decision.note}` : ''}` : 'timed out'),
+    );
+    awaitingApproval = false;
+    if (!decided || decision?.decision !== 'approved') {
+      progress.finish('completed');
+      return { outcome: 'not approved', reason: decided ? 'rejected' : 'timeout', decision, plan };
+    }
+  }
+
+  const safetySnapshot = await progress.step(
+    'safety snapshot',
+    () => long.dumpPostgres({ target: plan.target, backupId: `${plan.target}-prerestore-${restoreId}`, createdAt: new Date().toISOString(), workflowId: info.workflowId, runId: info.runId }),
+    (m) => `${m.file} (${m.sizeBytes} bytes)`,
+  );
+
+  const compensations: Compensation[] = [];
+  const allContainers = plan.services.map((s) => ({ dockerHost: s.dockerHost, containers: s.containers }));
+  const stopServices = (): Promise<unknown> => Promise.all(allContainers.map((c) => quick.stopContainers({ ...c, timeoutSeconds: 30 })));
+  const startServices = (): Promise<unknown> => Promise.all(allContainers.map((c) => quick.startContainers(c)));
+  let downtimeStart = 0;
+  let downtimeMs = 0;
+  try {
+    compensations.push({ step: `drop ${plan.asideDb}`, run: () => quick.dropScratchDatabase({ target: plan.target, database: plan.asideDb }) });
+    await progress.step('restore aside', () => long.restoreAside(plan), (r) => (r.reused ? 'already restored' : `${r.durationMs} ms`));
+    await progress.step('verify copy', () => quick.verifyRestoredCopy(plan), (r) => `${r.length} check(s) passed`);
+
+    downtimeStart = Date.now();
+    compensations.push({ step: 'start services', run: startServices });
+    if (allContainers.length) await progress.step('stop services', stopServices);
+    compensations.push({ step: 'swap back', run: () => quick.swapBack(plan) });
+    await progress.step('swap', () => quick.swapDatabases(plan), (r) => `${r.state}, ${r.terminatedSessions} session(s) ended`);
+    compensations.push({ step: `drop ${plan.failedDb}`, run: () => quick.dropScratchDatabase({ target: plan.target, database: plan.failedDb }) });
+    if (allContainers.length) {
+      compensations.push({ step: 'stop services', run: stopServices });
+      await progress.step('start services', startServices);
+    }
+    downtimeMs = Date.now() - downtimeStart;
+    await progress.step('health check', () => health.checkProductionHealth(plan), (r) => `${r.length} check(s) passed`);
+  } catch (err) {
+    await CancellationScope.nonCancellable(async () => {
+      for (const c of [...compensations].reverse()) {
+        await progress.step(`undo: ${c.step}`, c.run).catch(() => undefined); // recorded in the timeline; go on with the rest
+      }
+    });
+    progress.finish('failed');
+    if (isCancellation(err)) throw err;
+    throw ApplicationFailure.fromError(err, { message: `restore of ${plan.target} failed and was rolled back: ${errorMessage(err)}` });
+  }
+
+  const dropWorkflowId = `drop/${plan.target}/${plan.oldDb}`;
+  const dropOldAt = new Date(Date.now() + plan.keepOldForMs).toISOString();
+  await progress.step('schedule drop', () =>
+    startChild(dropDatabaseLater, {
+      workflowId: dropWorkflowId,
+      args: [{ target: plan.target, database: plan.oldDb, afterMs: plan.keepOldForMs }],
+      // The restore is over; the timer lives on by itself and keeps restore/<db> free for the next one.
+      parentClosePolicy: ParentClosePolicy.ABANDON,
+    }),
+  );
+  progress.finish('completed');
+  return {
+    outcome: 'restored',
+    plan,
+    approval: decision,
+    safetySnapshot,
+    downtimeMs,
+    oldDatabase: plan.oldDb,
+    dropOldAt,
+    dropWorkflowId,
+  };
+}
+
+export interface DropLaterInput {
+  target: string;
+  database: string;
+  afterMs: number;
+}
+
+/** Keep a pre-restore database for a while, then drop it. Signal `keep` (or cancel this run) to keep it. */
+export async function dropDatabaseLater(input: DropLaterInput): Promise<{ dropped: boolean; keptBy?: string }> {
+  const progress = new Progress('dropDatabaseLater');
+  let keptBy: string | undefined;
+  setHandler(keepSignal, (d) => {
+    keptBy = d.by || 'unknown';
+  });
+  const kept = await progress.step('keep period', () => condition(() => keptBy !== undefined, input.afterMs), (k) => (k ? `kept by ${keptBy}` : 'elapsed'));
+  if (kept) {
+    progress.finish('completed');
+    return { dropped: false, keptBy };
+  }
+  const r = await progress.step(`drop ${input.database}`, () => quick.dropScratchDatabase({ target: input.target, database: input.database }));
+  progress.finish('completed');
+  return { dropped: r.dropped };
+}
