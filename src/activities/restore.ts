@@ -212,7 +212,9 @@ async function runChecks(config: Config, target: string, database: string, check
           try {
             const r = await c.query({ text: check.sql, rowMode: 'array' });
             const first: unknown = (r.rows[0] as unknown[] | undefined)?.[0];
-            const value = typeof first === 'bigint' || typeof first === 'number' ? Number(first) : first;
+            // count(*) and other int8/numeric values arrive as strings: compare them as numbers.
+            const numeric = typeof first === 'bigint' || (typeof first === 'string' && /^-?\d+(\.\d+)?$/.test(first));
+            const value = numeric ? Number(first) : first;
             const ok = check.expect === undefined || String(value) === String(check.expect);
             out.push({ check: check.name, ok, detail: check.expect === undefined ? 'query ran' : `got ${JSON.stringify(value)}, want ${JSON.stringify(check.expect)}` });
           } catch (err) {

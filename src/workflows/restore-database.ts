@@ -78,10 +78,17 @@ export async function restoreDatabase(input: RestoreInput): Promise<RestoreOutco
   setHandler(approveUpdate, decide('approved'), { validator: validate });
   setHandler(rejectUpdate, decide('rejected'), { validator: validate });
 
-  const plan = await progress.step('plan', () => quick.planRestore({ target: input.target, backup: input.backup, restoreId }), (p) =>
-    `backup ${p.backup.id} → ${p.database} (aside ${p.asideDb})`,
-  );
-  await progress.step('validate', () => quick.validateBackup(plan), (v) => `sha256 ok, ${v.entries} archive entries`);
+  let plan: RestorePlan;
+  try {
+    plan = await progress.step('plan', () => quick.planRestore({ target: input.target, backup: input.backup, restoreId }), (p) =>
+      `backup ${p.backup.id} → ${p.database} (aside ${p.asideDb})`,
+    );
+    await progress.step('validate', () => quick.validateBackup(plan), (v) => `sha256 ok, ${v.entries} archive entries`);
+  } catch (err) {
+    progress.finish('failed');
+    if (isCancellation(err)) throw err;
+    throw ApplicationFailure.fromError(err, { message: `restore of ${input.target} refused, nothing was changed: ${errorMessage(err)}` });
+  }
 
   if (input.dryRun) {
     progress.finish('completed');
@@ -128,6 +135,7 @@ export async function restoreDatabase(input: RestoreInput): Promise<RestoreOutco
   const startServices = (): Promise<unknown> => Promise.all(allContainers.map((c) => quick.startContainers(c)));
   let downtimeStart = 0;
   let downtimeMs = 0;
+  let swapped = false;
   try {
     compensations.push({ step: `drop ${plan.asideDb}`, run: () => quick.dropScratchDatabase({ target: plan.target, database: plan.asideDb }) });
     await progress.step('restore aside', () => long.restoreAside(plan), (r) => (r.reused ? 'already restored' : `${r.durationMs} ms`));
@@ -137,6 +145,7 @@ export async function restoreDatabase(input: RestoreInput): Promise<RestoreOutco
     compensations.push({ step: 'start services', run: startServices });
     if (allContainers.length) await progress.step('stop services', stopServices);
     compensations.push({ step: 'swap back', run: () => quick.swapBack(plan) });
+    swapped = true; // from here on, a failure means production must be swapped back
     await progress.step('swap', () => quick.swapDatabases(plan), (r) => `${r.state}, ${r.terminatedSessions} session(s) ended`);
     compensations.push({ step: `drop ${plan.failedDb}`, run: () => quick.dropScratchDatabase({ target: plan.target, database: plan.failedDb }) });
     if (allContainers.length) {
@@ -153,7 +162,8 @@ export async function restoreDatabase(input: RestoreInput): Promise<RestoreOutco
     });
     progress.finish('failed');
     if (isCancellation(err)) throw err;
-    throw ApplicationFailure.fromError(err, { message: `restore of ${plan.target} failed and was rolled back: ${errorMessage(err)}` });
+    const undone = swapped ? 'production was swapped back to its pre-restore database' : 'production was not touched';
+    throw ApplicationFailure.fromError(err, { message: `restore of ${plan.target} failed and was rolled back (${undone}): ${errorMessage(err)}` });
   }
 
   const dropWorkflowId = `drop/${plan.target}/${plan.oldDb}`;
