@@ -171,8 +171,8 @@ test('a dry run shows the plan and changes nothing; a second restore of the same
   try {
     const dry = await runCli(['--config', file, '--json', 'start', 'restore', '-p', `target=${f.target}`, '-p', 'dryRun=true', '-p', 'reason=planning', '--wait']);
     const [, done] = dry.stdout.split(/\n(?=\{)/).map((s) => JSON.parse(s) as Record<string, any>);
-    expect(done.result.outcome).toBe('dry-run');
-    expect(done.result.steps).toEqual(expect.arrayContaining([expect.stringMatching(/^swap: /), expect.stringMatching(/^pg_restore -j 2 /)]));
+    expect(done!.result.outcome).toBe('dry-run');
+    expect(done!.result.steps).toEqual(expect.arrayContaining([expect.stringMatching(/^swap: /), expect.stringMatching(/^pg_restore -j 2 /)]));
     expect(await databasesLike(f.db)).toEqual([f.db]);
 
     const missingReason = await runCli(['--config', file, 'start', 'restore', '-p', `target=${f.target}`]);
