@@ -45,6 +45,7 @@ test('schedules sync: created once, unchanged on re-run, updated in place, remov
   const { yaml, config } = testConfig({ databases: [db], taskQueue });
   const target = config.targets.databases[0]!.name;
   const scheduleId = `backup-${target}`;
+  const drillId = `verify-backup-${target}`;
   const file = writeConfigFile(yaml);
   const edit = (change: (raw: { targets: { databases: Array<Record<string, unknown>> } }) => void): void => {
     const raw = parse(yaml) as { targets: { databases: Array<Record<string, unknown>> } };
@@ -54,10 +55,15 @@ test('schedules sync: created once, unchanged on re-run, updated in place, remov
 
   const first = await runCli(['--config', file, '--json', 'schedules', 'sync']);
   expect(first.stderr).toBe('');
-  expect(JSON.parse(first.stdout)).toEqual({ created: [scheduleId], updated: [], unchanged: [], deleted: [] });
+  expect(JSON.parse(first.stdout)).toEqual({ created: [scheduleId, drillId], updated: [], unchanged: [], deleted: [] });
   const second = await runCli(['--config', file, '--json', 'schedules', 'sync']);
-  expect(JSON.parse(second.stdout)).toEqual({ created: [], updated: [], unchanged: [scheduleId], deleted: [] });
-  expect(await eventually(() => ourSchedules(taskQueue), (ids) => ids.length === 1)).toEqual([scheduleId]);
+  expect(JSON.parse(second.stdout)).toEqual({ created: [], updated: [], unchanged: [scheduleId, drillId], deleted: [] });
+  expect(await eventually(() => ourSchedules(taskQueue), (ids) => ids.length === 2)).toEqual([scheduleId, drillId].sort());
+
+  // WF-05: the restore drill runs weekly, Sunday 03:00.
+  const drill = await client.schedule.getHandle(drillId).describe();
+  expect(drill.spec.calendars?.[0]).toMatchObject({ dayOfWeek: [{ start: 'SUNDAY', end: 'SUNDAY', step: 1 }], hour: [{ start: 3, end: 3, step: 1 }] });
+  expect(drill.action).toMatchObject({ workflowType: 'verifyBackup', workflowId: `verify-backup/${target}` });
 
   const created = await client.schedule.getHandle(scheduleId).describe();
   expect(created.spec.calendars?.[0]).toMatchObject({ hour: [{ start: 2, end: 2, step: 1 }], minute: [{ start: 0, end: 0, step: 1 }] });
@@ -67,12 +73,12 @@ test('schedules sync: created once, unchanged on re-run, updated in place, remov
 
   edit((raw) => (raw.targets.databases[0]!.backup = { cron: '30 3 * * *', timezone: 'Europe/Madrid' }));
   const third = await runCli(['--config', file, '--json', 'schedules', 'sync']);
-  expect(JSON.parse(third.stdout)).toEqual({ created: [], updated: [scheduleId], unchanged: [], deleted: [] });
+  expect(JSON.parse(third.stdout)).toEqual({ created: [], updated: [scheduleId], unchanged: [drillId], deleted: [] });
   const updated = await client.schedule.getHandle(scheduleId).describe();
   expect(updated.spec.calendars?.[0]).toMatchObject({ hour: [{ start: 3, end: 3, step: 1 }], minute: [{ start: 30, end: 30, step: 1 }] });
   expect(updated.spec.timezone).toBe('Europe/Madrid');
   expect(updated.info.createdAt).toEqual(created.info.createdAt); // the same schedule, changed in place
-  expect(await ourSchedules(taskQueue)).toEqual([scheduleId]);
+  expect(await ourSchedules(taskQueue)).toEqual([scheduleId, drillId].sort());
 
   // The schedule really starts the runbook: trigger it now and let a worker run the backup.
   const worker = await createRunbookWorker({ config, connection: workerConnection, workflowBundle: await workflowBundle() });
@@ -87,9 +93,12 @@ test('schedules sync: created once, unchanged on re-run, updated in place, remov
     expect(result).toMatchObject({ manifest: { target, kind: 'postgres' } });
   });
 
-  edit((raw) => (raw.targets.databases[0]!.backup = false));
+  edit((raw) => {
+    raw.targets.databases[0]!.backup = false;
+    raw.targets.databases[0]!.restore = { verify: false };
+  });
   const fourth = await runCli(['--config', file, '--json', 'schedules', 'sync']);
-  expect(JSON.parse(fourth.stdout)).toEqual({ created: [], updated: [], unchanged: [], deleted: [scheduleId] });
+  expect(JSON.parse(fourth.stdout)).toEqual({ created: [], updated: [], unchanged: [], deleted: [scheduleId, drillId] });
   await expect(client.schedule.getHandle(scheduleId).describe()).rejects.toBeInstanceOf(ScheduleNotFoundError);
 });
 

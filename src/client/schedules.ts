@@ -203,5 +203,6 @@ export async function syncSchedules(client: Client, config: Config, opts: { dryR
     }
     report.deleted.push(s.scheduleId);
   }
+  report.deleted.sort(); // the server lists in its own order; operators (and diffs) want a stable one
   return report;
 }
