@@ -133,39 +133,54 @@ export function buildProgram(): Command {
       });
     });
 
+  const describe = async (cfg: Config, client: Client, workflowId: string): Promise<void> => {
+    const handle = client.workflow.getHandle(workflowId);
+    const d = await handle.describe();
+    let status: RunbookStatus | undefined;
+    let statusError: string | undefined;
+    try {
+      status = await handle.query<RunbookStatus>('status');
+    } catch (err) {
+      statusError = `status query not answered: ${(err as Error).message}`;
+    }
+    let outcome: unknown;
+    if (d.status.name === 'COMPLETED') outcome = { result: (await handle.result()) as unknown };
+    else if (d.status.name === 'FAILED') {
+      outcome = await handle.result().then(
+        () => undefined,
+        (err: unknown) => ({ failure: err instanceof WorkflowFailedError ? (err.cause?.message ?? err.message) : String(err) }),
+      );
+    }
+    const human = [
+      `${d.workflowId} (${d.type}) ${d.status.name}`,
+      `  run ${d.runId}, started ${d.startTime.toISOString()}${d.closeTime ? `, closed ${d.closeTime.toISOString()}` : ''}`,
+      `  ${webUiLink(cfg, d.workflowId)}`,
+      status ? formatStatus(status) : `  (${statusError})`,
+      outcome ? JSON.stringify(outcome, null, 2) : '',
+    ]
+      .filter(Boolean)
+      .join('\n');
+    out(globals(), human, { workflowId: d.workflowId, runId: d.runId, type: d.type, state: d.status.name, status, ...(outcome as object) });
+  };
+
   program
     .command('describe <workflowId>')
     .description('show a run: state, current step and timeline')
     .action(async (workflowId: string) => {
       const cfg = config();
+      await withClient(cfg, (client) => describe(cfg, client, workflowId));
+    });
+
+  program
+    .command('last <runbook> <target>')
+    .description('describe the newest run of a runbook against a target (e.g. the last restore drill)')
+    .action(async (name: string, target: string) => {
+      const cfg = config();
+      const def = findRunbook(name);
       await withClient(cfg, async (client) => {
-        const handle = client.workflow.getHandle(workflowId);
-        const d = await handle.describe();
-        let status: RunbookStatus | undefined;
-        let statusError: string | undefined;
-        try {
-          status = await handle.query<RunbookStatus>('status');
-        } catch (err) {
-          statusError = `status query not answered: ${(err as Error).message}`;
-        }
-        let outcome: unknown;
-        if (d.status.name === 'COMPLETED') outcome = { result: (await handle.result()) as unknown };
-        else if (d.status.name === 'FAILED') {
-          outcome = await handle.result().then(
-            () => undefined,
-            (err: unknown) => ({ failure: err instanceof WorkflowFailedError ? (err.cause?.message ?? err.message) : String(err) }),
-          );
-        }
-        const human = [
-          `${d.workflowId} (${d.type}) ${d.status.name}`,
-          `  run ${d.runId}, started ${d.startTime.toISOString()}${d.closeTime ? `, closed ${d.closeTime.toISOString()}` : ''}`,
-          `  ${webUiLink(cfg, d.workflowId)}`,
-          status ? formatStatus(status) : `  (${statusError})`,
-          outcome ? JSON.stringify(outcome, null, 2) : '',
-        ]
-          .filter(Boolean)
-          .join('\n');
-        out(globals(), human, { workflowId: d.workflowId, runId: d.runId, type: d.type, state: d.status.name, status, ...(outcome as object) });
+        const query = `${RUNBOOK_NAME.name} = ${JSON.stringify(def.name)} AND ${RUNBOOK_TARGET.name} = ${JSON.stringify(target)}`;
+        for await (const wf of client.workflow.list({ query, pageSize: 1 })) return describe(cfg, client, wf.workflowId);
+        throw new InputError([`no ${def.name} run against ${target} yet`]);
       });
     });
 
@@ -314,6 +329,10 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (err instanceof WorkflowExecutionAlreadyStartedError) {
       process.stderr.write(`error: ${err.workflowId} is already running (one run per id); see: runbook describe ${err.workflowId}\n`);
+      return 1;
+    }
+    if (err instanceof WorkflowFailedError) {
+      process.stderr.write(`error: ${redact(err.cause?.message ?? err.message)}\n`);
       return 1;
     }
     if (err instanceof WorkflowNotFoundError) {
