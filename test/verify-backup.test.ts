@@ -51,7 +51,7 @@ test('the weekly drill restores the newest backup into a scratch database, check
     expect(result).toMatchObject({ target: s.target, backupId: s.backupId });
     expect(result.restoreMs).toBeGreaterThan(0);
     expect(result.backupAgeMs).toBeGreaterThanOrEqual(0);
-    expect(result.checks.map((c: { check: string; ok: boolean }) => `${c.check}:${c.ok}`)).toEqual([
+    expect((result.checks as Array<{ check: string; ok: boolean }>).map((c) => `${c.check}:${c.ok}`)).toEqual([
       'SELECT 1:true',
       'rows in orders >= 2400:true',
       'emails unique:true',
