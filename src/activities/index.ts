@@ -2,6 +2,7 @@ import { type Config } from '../config/schema';
 import { type StartContainersInput, type StopContainersInput, startContainers, stopContainers } from './docker';
 import { type EmailMessage, sendEmail } from './email';
 import { type DumpPostgresInput, dumpPostgres } from './postgres';
+import { heartbeating } from './process';
 import {
   type PlanRestoreInput,
   type RestorePlan,
@@ -41,29 +42,29 @@ export function createActivities({ config }: Deps) {
     pruneBackups: (input: PruneBackupsInput) =>
       pruneDirectory(targetDir(config.backups.root, input.target), config.backups.retention, new Date(input.now), input.dryRun),
     // Idempotent by idempotencyKey: every attempt carries the same Message-ID (SMTP itself cannot dedupe).
-    sendEmail: (msg: EmailMessage) => sendEmail(config, msg),
+    sendEmail: heartbeating((msg: EmailMessage) => sendEmail(config, msg)),
 
     // RB-01 restore. Every database these create or rename carries the restore id, the key of each retry.
     // Idempotent: reads config and the backup folder only.
-    planRestore: (input: PlanRestoreInput) => planRestore(config, input),
+    planRestore: heartbeating((input: PlanRestoreInput) => planRestore(config, input)),
     // Idempotent: reads the backup file only.
-    validateBackup: (plan: RestorePlan) => validateBackup(config, plan),
+    validateBackup: heartbeating((plan: RestorePlan) => validateBackup(config, plan)),
     // Idempotent by plan.asideDb: a copy marked complete is reused, anything else under that name is rebuilt.
     restoreAside: (plan: RestorePlan) => restoreAside(config, plan),
     // Idempotent: read-only queries.
-    verifyRestoredCopy: (plan: RestorePlan) => verifyRestoredCopy(config, plan),
+    verifyRestoredCopy: heartbeating((plan: RestorePlan) => verifyRestoredCopy(config, plan)),
     // Idempotent by the set of names that exist (both renames commit together).
-    swapDatabases: (plan: RestorePlan) => swapDatabases(config, plan),
+    swapDatabases: heartbeating((plan: RestorePlan) => swapDatabases(config, plan)),
     // Idempotent by the set of names that exist; a no-op when there was no swap.
-    swapBack: (plan: RestorePlan) => swapBack(config, plan),
+    swapBack: heartbeating((plan: RestorePlan) => swapBack(config, plan)),
     // Idempotent: DROP IF EXISTS, and only names a restore created.
-    dropScratchDatabase: (input: { target: string; database: string }) => dropScratchDatabase(config, input),
+    dropScratchDatabase: heartbeating((input: { target: string; database: string }) => dropScratchDatabase(config, input)),
     // Idempotent: read-only.
-    checkProductionHealth: (plan: RestorePlan) => checkProductionHealth(config, plan),
+    checkProductionHealth: heartbeating((plan: RestorePlan) => checkProductionHealth(config, plan)),
     // Idempotent: a stopped container stays stopped.
-    stopContainers: (input: StopContainersInput) => stopContainers(input),
+    stopContainers: heartbeating((input: StopContainersInput) => stopContainers(input)),
     // Idempotent: a running container stays running.
-    startContainers: (input: StartContainersInput) => startContainers(input),
+    startContainers: heartbeating((input: StartContainersInput) => startContainers(input)),
   };
 }
 

@@ -51,3 +51,27 @@ export async function runHeartbeated(
     clearInterval(timer);
   }
 }
+
+/**
+ * Wrap an activity that does not heartbeat on its own: beat every 2 s while it runs, so a workflow can use a
+ * short heartbeatTimeout and notice a dead worker in seconds instead of at the start-to-close timeout.
+ * (Not for runHeartbeated activities: their heartbeats carry the child's pid, which this would overwrite.)
+ */
+export function heartbeating<A extends unknown[], R>(fn: (...args: A) => Promise<R>): (...args: A) => Promise<R> {
+  return async (...args: A) => {
+    let ctx: Context | undefined;
+    try {
+      ctx = Context.current();
+    } catch {
+      return fn(...args); // called outside an activity (a script, a benchmark)
+    }
+    const c = ctx;
+    c.heartbeat();
+    const timer = setInterval(() => c.heartbeat(), 2000);
+    try {
+      return await fn(...args);
+    } finally {
+      clearInterval(timer);
+    }
+  };
+}

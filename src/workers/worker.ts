@@ -2,6 +2,7 @@ import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker
 import { createActivities } from '../activities';
 import { type Config } from '../config/schema';
 import { connectionOptions } from '../config/temporal';
+import { crashAfterInterceptor } from './faults';
 
 export interface RunbookWorkerOptions {
   config: Config;
@@ -20,7 +21,9 @@ export async function connectWorker(config: Config): Promise<NativeConnection> {
 /** The worker that runs every runbook workflow and the activities for the systems in the config. */
 export async function createRunbookWorker(opts: RunbookWorkerOptions): Promise<Worker> {
   const connection = opts.connection ?? (await connectWorker(opts.config));
+  const crash = crashAfterInterceptor();
   return Worker.create({
+    ...(crash ? { interceptors: { activity: [crash] } } : {}),
     connection,
     namespace: opts.config.temporal.namespace,
     taskQueue: opts.taskQueue ?? opts.config.temporal.taskQueue,

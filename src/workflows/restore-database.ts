@@ -15,8 +15,10 @@ import type { RestoreInput } from '../config/runbooks';
 import { type ApprovalDecision, type ApprovalRecord, approveUpdate, keepSignal, rejectUpdate } from './definitions';
 import { Progress, errorMessage } from './progress';
 
+// Steps that answer in seconds; they heartbeat while they run, so a dead worker is noticed in 10 s.
 const quick = proxyActivities<RunbookActivities>({
-  startToCloseTimeout: '2 minutes',
+  startToCloseTimeout: '10 minutes',
+  heartbeatTimeout: '10 seconds',
   retry: { initialInterval: '2 seconds', maximumInterval: '30 seconds', maximumAttempts: 10 },
 });
 
@@ -31,6 +33,7 @@ const long = proxyActivities<RunbookActivities>({
 // The success gate: services get a bounded time to come back, polled by retries (no blind sleeps).
 const health = proxyActivities<RunbookActivities>({
   startToCloseTimeout: '30 seconds',
+  heartbeatTimeout: '10 seconds',
   retry: { initialInterval: '2 seconds', backoffCoefficient: 1.5, maximumInterval: '10 seconds', maximumAttempts: 8 },
 });
 

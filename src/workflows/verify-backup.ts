@@ -3,8 +3,10 @@ import type { CheckResult, RunbookActivities } from '../activities';
 import type { VerifyBackupInput } from '../config/runbooks';
 import { Progress, errorMessage } from './progress';
 
+// Steps that answer in seconds; they heartbeat while they run, so a dead worker is noticed in 10 s.
 const quick = proxyActivities<RunbookActivities>({
-  startToCloseTimeout: '2 minutes',
+  startToCloseTimeout: '10 minutes',
+  heartbeatTimeout: '10 seconds',
   retry: { initialInterval: '2 seconds', maximumInterval: '30 seconds', maximumAttempts: 10 },
 });
 const long = proxyActivities<RunbookActivities>({
