@@ -140,7 +140,10 @@ export async function restoreDatabase(input: RestoreInput): Promise<RestoreOutco
   let downtimeMs = 0;
   let swapped = false;
   try {
+    // Compensations run newest first. The restored copy only becomes plan.failedDb when `swap back` renames
+    // it, so its drop is registered first and runs after the swap back.
     compensations.push({ step: `drop ${plan.asideDb}`, run: () => quick.dropScratchDatabase({ target: plan.target, database: plan.asideDb }) });
+    compensations.push({ step: `drop ${plan.failedDb}`, run: () => quick.dropScratchDatabase({ target: plan.target, database: plan.failedDb }) });
     await progress.step('restore aside', () => long.restoreAside(plan), (r) => (r.reused ? 'already restored' : `${r.durationMs} ms`));
     await progress.step('verify copy', () => quick.verifyRestoredCopy(plan), (r) => `${r.length} check(s) passed`);
 
@@ -150,7 +153,6 @@ export async function restoreDatabase(input: RestoreInput): Promise<RestoreOutco
     compensations.push({ step: 'swap back', run: () => quick.swapBack(plan) });
     swapped = true; // from here on, a failure means production must be swapped back
     await progress.step('swap', () => quick.swapDatabases(plan), (r) => `${r.state}, ${r.terminatedSessions} session(s) ended`);
-    compensations.push({ step: `drop ${plan.failedDb}`, run: () => quick.dropScratchDatabase({ target: plan.target, database: plan.failedDb }) });
     if (allContainers.length) {
       compensations.push({ step: 'stop services', run: stopServices });
       await progress.step('start services', startServices);
