@@ -21,6 +21,8 @@ export function writeConfigFile(yaml: string): string {
 
 export interface WorkerProcess {
   pid: number;
+  /** Resolves with the exit code (null when killed by a signal) when the process ends. */
+  exited: Promise<number | null>;
   output(): string;
   /** SIGKILL: the crash case, no cleanup runs. */
   kill(): Promise<void>;
@@ -55,8 +57,13 @@ export async function startWorkerProcess(configFile: string, env: Record<string,
     });
   });
   child.removeAllListeners('exit');
+  const exited = new Promise<number | null>((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) resolve(child.exitCode);
+    else child.once('exit', (code) => resolve(code));
+  });
   return {
     pid,
+    exited,
     output: () => output,
     kill: () => stopPid(pid, 'SIGKILL', 5_000),
     stop: () => stopPid(pid, 'SIGTERM', 30_000),
