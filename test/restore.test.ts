@@ -3,17 +3,16 @@ import path from 'node:path';
 import { type Client, type Connection, WorkflowFailedError } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { type NativeConnection, type Worker } from '@temporalio/worker';
-import { execa } from 'execa';
 import { parse, stringify } from 'yaml';
 import { parseConfig } from '../src/config/load';
 import { type Config } from '../src/config/schema';
 import { type BackupResult } from '../src/workflows/backup';
 import { type RestoreOutcome } from '../src/workflows/restore-database';
 import { createRunbookWorker } from '../src/workers/worker';
-import { freePort } from '../src/client/local-servers';
 import { createDatabase, pgAdmin, servers, testConfig, uniqueName } from './support/servers';
 import { type Fingerprint, fingerprint, seedShop } from './support/shop-data';
 import { startWorkerProcess, runCli, writeConfigFile } from './support/processes';
+import { damage, databasesLike, serviceContainer } from './support/restore-fixture';
 import { devServerClient, devServerWorkerConnection, workflowBundle } from './support/temporal';
 
 let client: Client;
@@ -27,24 +26,6 @@ afterAll(async () => {
   await connection.close();
   await workerConnection.close();
 });
-
-async function databasesLike(db: string): Promise<string[]> {
-  const c = pgAdmin();
-  await c.connect();
-  try {
-    const r = await c.query<{ datname: string }>(`SELECT datname FROM pg_database WHERE datname LIKE $1 ORDER BY 1`, [`${db}%`]);
-    return r.rows.map((x) => x.datname);
-  } finally {
-    await c.end();
-  }
-}
-
-async function damage(db: string): Promise<void> {
-  const c = pgAdmin(db);
-  await c.connect();
-  await c.query(`DELETE FROM orders WHERE id % 2 = 0; DROP TABLE customers CASCADE; CREATE TABLE junk (x int); INSERT INTO junk VALUES (1)`);
-  await c.end();
-}
 
 interface Fixture {
   db: string;
@@ -88,11 +69,10 @@ function restore(f: Fixture, extra: Record<string, unknown> = {}): Promise<Resto
 }
 
 test('a damaged database is restored from its backup while its service is stopped only for the swap; the damaged state is kept', async () => {
-  const container = uniqueName('api');
-  const port = await freePort();
+  const service = await serviceContainer();
+  const container = service.name;
+  const port = service.port;
   const docker = servers().docker.host;
-  await execa('docker', ['run', '-d', '--init', '--name', container, '--network', 'host', 'localhost/base:1', 'sh', '-c',
-    `mkdir -p /www && echo ok > /www/health && exec httpd -f -p 127.0.0.1:${port} -h /www`], { env: { DOCKER_HOST: docker } });
   try {
     const f = await fixture((raw) => {
       raw.targets.dockerHosts = [{ name: 'local', dockerHost: docker }];
@@ -112,8 +92,7 @@ test('a damaged database is restored from its backup while its service is stoppe
     expect(await databasesLike(f.db)).toEqual([f.db, result.oldDatabase].sort());
 
     // The service was stopped for the swap only and is serving again.
-    const state = await execa('docker', ['inspect', '-f', '{{.State.Running}}', container], { env: { DOCKER_HOST: docker } });
-    expect(String(state.stdout)).toBe('true');
+    expect(await service.running()).toBe(true);
     expect((await fetch(`http://127.0.0.1:${port}/health`)).status).toBe(200);
     console.log(`restore downtime (services stopped → started): ${result.downtimeMs} ms`);
     expect(result.downtimeMs).toBeGreaterThan(0);
@@ -123,7 +102,7 @@ test('a damaged database is restored from its backup while its service is stoppe
     expect(drop.status.name).toBe('RUNNING');
     await client.workflow.getHandle(result.dropWorkflowId).terminate('test over');
   } finally {
-    await execa('docker', ['rm', '-f', container], { env: { DOCKER_HOST: docker }, reject: false });
+    await service.remove();
   }
 });
 

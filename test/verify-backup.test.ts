@@ -1,20 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { parse, stringify } from 'yaml';
-import { createDatabase, pgAdmin, servers, testConfig, uniqueName } from './support/servers';
+import { createDatabase, servers, testConfig, uniqueName } from './support/servers';
 import { seedShop } from './support/shop-data';
 import { parseMail, startSmtp } from './support/smtp';
 import { runCli, startWorkerProcess, writeConfigFile } from './support/processes';
-
-async function databasesLike(db: string): Promise<string[]> {
-  const c = pgAdmin();
-  await c.connect();
-  try {
-    const r = await c.query<{ datname: string }>(`SELECT datname FROM pg_database WHERE datname LIKE $1 ORDER BY 1`, [`${db}%`]);
-    return r.rows.map((x) => x.datname);
-  } finally {
-    await c.end();
-  }
-}
+import { databasesLike } from './support/restore-fixture';
 
 function replies(stdout: string): Array<Record<string, any>> {
   return stdout.split(/\n(?=\{)/).map((s) => JSON.parse(s) as Record<string, any>);
