@@ -214,3 +214,41 @@ test('worker SIGKILLed during pg_restore: the restore completes once, with no du
     await second.stop();
   }
 });
+
+test('a production restore waits at its gate: self-approval is refused, approval by someone else lets it run', async () => {
+  const f = await fixture((raw) => (raw.targets.databases[0].production = true));
+  await damage(f.db);
+  const file = writeConfigFile(f.yaml);
+  const worker = await startWorkerProcess(file);
+  const id = `restore/${f.target}`;
+  try {
+    const started = await runCli(['--config', file, 'start', 'restore', '-p', `target=${f.target}`, '-p', 'reason=orders damaged', '-p', 'requestedBy=alice']);
+    expect(started.exitCode).toBe(0);
+    let waiting = '';
+    for (const deadline = Date.now() + 20_000; !waiting.includes('step "approval"') && Date.now() < deadline; ) {
+      waiting = (await runCli(['--config', file, 'describe', id])).stdout;
+    }
+    expect(waiting).toMatch(/RUNNING[\s\S]*step "approval"/);
+    expect(await databasesLike(f.db)).toEqual([f.db]); // nothing touched while waiting
+
+    const self = await runCli(['--config', file, 'approve', id, '--by', 'alice']);
+    expect(self.exitCode).toBe(2);
+    expect(self.stderr).toContain('alice requested this restore and cannot approve it');
+
+    const ok = await runCli(['--config', file, 'approve', id, '--by', 'bob', '--note', 'checked with the team']);
+    expect(ok.exitCode).toBe(0);
+    expect(ok.stdout).toMatch(/^approved by bob at /);
+    const result: RestoreOutcome = await client.workflow.getHandle(id).result();
+    if (result.outcome !== 'restored') throw new Error(result.outcome);
+    expect(result.approval).toMatchObject({ by: 'bob', decision: 'approved', note: 'checked with the team' });
+    expect(await fingerprint(f.db)).toEqual(f.atBackup);
+    const described = await runCli(['--config', file, 'describe', id]);
+    expect(described.stdout).toMatch(/approval\s+completed approved by bob: checked with the team/);
+
+    const late = await runCli(['--config', file, 'approve', id, '--by', 'carol']);
+    expect(late.exitCode).not.toBe(0); // the run is over: nothing to approve
+    await client.workflow.getHandle(result.dropWorkflowId).terminate('test over');
+  } finally {
+    await worker.stop();
+  }
+});
