@@ -1,6 +1,4 @@
 import path from 'node:path';
-import { type NativeConnection } from '@temporalio/worker';
-import { type Client, type Connection } from '@temporalio/client';
 import { execa } from 'execa';
 import { pgBinDir } from '../src/client/local-servers';
 import { parseConfig } from '../src/config/load';
@@ -9,7 +7,7 @@ import { type BackupResult } from '../src/workflows/backup';
 import { type RestoreOutcome } from '../src/workflows/restore-database';
 import { pgAdmin, servers } from '../test/support/servers';
 import { restoreFixture, serviceContainer } from '../test/support/restore-fixture';
-import { devServerClient, devServerWorkerConnection, workflowBundle } from '../test/support/temporal';
+import { useDevServer, workflowBundle } from '../test/support/temporal';
 
 /**
  * RB-01 downtime on a database of at least 200 MB: how long the application is stopped.
@@ -18,17 +16,7 @@ import { devServerClient, devServerWorkerConnection, workflowBundle } from '../t
  */
 const ROWS = Number(process.env.BENCH_RESTORE_ROWS ?? 1_300_000);
 
-let client: Client;
-let connection: Connection;
-let workerConnection: NativeConnection;
-beforeAll(async () => {
-  ({ client, connection } = await devServerClient());
-  workerConnection = await devServerWorkerConnection();
-});
-afterAll(async () => {
-  await connection.close();
-  await workerConnection.close();
-});
+const dev = useDevServer();
 
 test(`restore downtime, ${ROWS} rows: ours vs stop-restore-start`, async () => {
   const service = await serviceContainer();
@@ -47,13 +35,13 @@ test(`restore downtime, ${ROWS} rows: ours vs stop-restore-start`, async () => {
 
     const config = parseConfig(f.yaml, 'bench.yaml');
     const taskQueue = config.temporal.taskQueue;
-    const worker = await createRunbookWorker({ config, connection: workerConnection, workflowBundle: await workflowBundle() });
+    const worker = await createRunbookWorker({ config, connection: dev.workerConnection, workflowBundle: await workflowBundle() });
     const { backup, ours, oursTotalMs } = await worker.runUntil(async () => {
-      const b: BackupResult = await client.workflow.execute('backup', { taskQueue, workflowId: `bench-backup-${f.target}`, args: [{ target: f.target, kind: 'postgres', prune: false }] });
+      const b: BackupResult = await dev.client.workflow.execute('backup', { taskQueue, workflowId: `bench-backup-${f.target}`, args: [{ target: f.target, kind: 'postgres', prune: false }] });
       const t = performance.now();
-      const r: RestoreOutcome = await client.workflow.execute('restoreDatabase', { taskQueue, workflowId: `restore/${f.target}`, args: [{ target: f.target, backup: 'latest', dryRun: false, reason: 'bench' }] });
+      const r: RestoreOutcome = await dev.client.workflow.execute('restoreDatabase', { taskQueue, workflowId: `restore/${f.target}`, args: [{ target: f.target, backup: 'latest', dryRun: false, reason: 'bench' }] });
       if (r.outcome !== 'restored') throw new Error(r.outcome);
-      await client.workflow.getHandle(r.dropWorkflowId).terminate('bench over');
+      await dev.client.workflow.getHandle(r.dropWorkflowId).terminate('bench over');
       return { backup: b, ours: r, oursTotalMs: performance.now() - t };
     });
 

@@ -2,28 +2,15 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { execa } from 'execa';
-import { type Client, type Connection } from '@temporalio/client';
-import { type NativeConnection } from '@temporalio/worker';
 import { type BackupResult } from '../src/workflows/backup';
 import { createRunbookWorker } from '../src/workers/worker';
 import { pgBinDir } from '../src/client/local-servers';
 import { createDatabase, servers, testConfig, uniqueName } from './support/servers';
 import { fingerprint, seedShop } from './support/shop-data';
 import { recordHistory } from './support/histories';
-import { devServerClient, devServerWorkerConnection, workflowBundle } from './support/temporal';
+import { useDevServer, workflowBundle } from './support/temporal';
 
-let client: Client;
-let connection: Connection;
-let workerConnection: NativeConnection;
-
-beforeAll(async () => {
-  ({ client, connection } = await devServerClient());
-  workerConnection = await devServerWorkerConnection();
-});
-afterAll(async () => {
-  await connection.close();
-  await workerConnection.close();
-});
+const dev = useDevServer();
 
 test('a PostgreSQL backup restores to identical rows and its manifest checksum matches the file', async () => {
   const db = uniqueName('shop');
@@ -34,8 +21,8 @@ test('a PostgreSQL backup restores to identical rows and its manifest checksum m
   const { config } = testConfig({ databases: [db], taskQueue });
   const target = config.targets.databases[0]!.name;
 
-  const worker = await createRunbookWorker({ config, connection: workerConnection, workflowBundle: await workflowBundle() });
-  const handle = await client.workflow.start('backup', {
+  const worker = await createRunbookWorker({ config, connection: dev.workerConnection, workflowBundle: await workflowBundle() });
+  const handle = await dev.client.workflow.start('backup', {
     taskQueue,
     workflowId: `backup/${target}/${new Date().toISOString()}`,
     args: [{ target, kind: 'postgres', prune: true }],

@@ -1,8 +1,8 @@
 import { openSync, readSync, writeSync, closeSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { type Client, type Connection, WorkflowFailedError } from '@temporalio/client';
+import { WorkflowFailedError } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
-import { type NativeConnection, type Worker } from '@temporalio/worker';
+import { type Worker } from '@temporalio/worker';
 import { parse, stringify } from 'yaml';
 import { parseConfig } from '../src/config/load';
 import { type Config } from '../src/config/schema';
@@ -13,19 +13,9 @@ import { createDatabase, pgAdmin, servers, testConfig, uniqueName } from './supp
 import { type Fingerprint, fingerprint, seedShop } from './support/shop-data';
 import { startWorkerProcess, runCli, writeConfigFile } from './support/processes';
 import { damage, databasesLike, serviceContainer } from './support/restore-fixture';
-import { devServerClient, devServerWorkerConnection, workflowBundle } from './support/temporal';
+import { useDevServer, workflowBundle } from './support/temporal';
 
-let client: Client;
-let connection: Connection;
-let workerConnection: NativeConnection;
-beforeAll(async () => {
-  ({ client, connection } = await devServerClient());
-  workerConnection = await devServerWorkerConnection();
-});
-afterAll(async () => {
-  await connection.close();
-  await workerConnection.close();
-});
+const dev = useDevServer();
 
 interface Fixture {
   db: string;
@@ -50,18 +40,18 @@ async function fixture(tweak: (raw: any) => void = () => undefined): Promise<Fix
   const config = parseConfig(yaml, 'restore-test.yaml');
   const target = config.targets.databases[0]!.name;
   const backup = await withWorker(config, () =>
-    client.workflow.execute('backup', { taskQueue, workflowId: `backup/${target}/${Date.now()}`, args: [{ target, kind: 'postgres', prune: false }] }),
+    dev.client.workflow.execute('backup', { taskQueue, workflowId: `backup/${target}/${Date.now()}`, args: [{ target, kind: 'postgres', prune: false }] }),
   );
   return { db, target, taskQueue, config, yaml, backup: backup as BackupResult, atBackup: await fingerprint(db) };
 }
 
 async function withWorker<T>(config: Config, fn: () => Promise<T>): Promise<T> {
-  const worker: Worker = await createRunbookWorker({ config, connection: workerConnection, workflowBundle: await workflowBundle() });
+  const worker: Worker = await createRunbookWorker({ config, connection: dev.workerConnection, workflowBundle: await workflowBundle() });
   return worker.runUntil(fn);
 }
 
 function restore(f: Fixture, extra: Record<string, unknown> = {}): Promise<RestoreOutcome> {
-  return client.workflow.execute('restoreDatabase', {
+  return dev.client.workflow.execute('restoreDatabase', {
     taskQueue: f.taskQueue,
     workflowId: `restore/${f.target}`,
     args: [{ target: f.target, backup: 'latest', dryRun: false, reason: 'test: data damaged', ...extra }],
@@ -98,9 +88,9 @@ test('a damaged database is restored from its backup while its service is stoppe
     expect(result.downtimeMs).toBeGreaterThan(0);
 
     // The old database is dropped later by a durable timer (see restore-timers.test.ts); the timer is running.
-    const drop = await client.workflow.getHandle(result.dropWorkflowId).describe();
+    const drop = await dev.client.workflow.getHandle(result.dropWorkflowId).describe();
     expect(drop.status.name).toBe('RUNNING');
-    await client.workflow.getHandle(result.dropWorkflowId).terminate('test over');
+    await dev.client.workflow.getHandle(result.dropWorkflowId).terminate('test over');
   } finally {
     await service.remove();
   }
@@ -120,7 +110,7 @@ test('a corrupt backup is refused at validation; production is untouched', async
   // The status query is answered by a worker, so ask while it runs.
   const { err, status } = await withWorker(f.config, async () => {
     const e = await restore(f).catch((x: unknown) => x);
-    const st = await client.workflow.getHandle(`restore/${f.target}`).query<{ timeline: Array<{ step: string; state: string }> }>('status');
+    const st = await dev.client.workflow.getHandle(`restore/${f.target}`).query<{ timeline: Array<{ step: string; state: string }> }>('status');
     return { err: e, status: st };
   });
   expect(err).toBeInstanceOf(WorkflowFailedError);
@@ -172,9 +162,9 @@ test('a dry run shows the plan and changes nothing; a second restore of the same
       await locker.query('COMMIT');
       await locker.end();
     }
-    const result: RestoreOutcome = await client.workflow.getHandle(`restore/${f.target}`).result();
+    const result: RestoreOutcome = await dev.client.workflow.getHandle(`restore/${f.target}`).result();
     expect(result.outcome).toBe('restored');
-    if (result.outcome === 'restored') await client.workflow.getHandle(result.dropWorkflowId).terminate('test over');
+    if (result.outcome === 'restored') await dev.client.workflow.getHandle(result.dropWorkflowId).terminate('test over');
   } finally {
     await worker.stop();
   }
@@ -187,7 +177,7 @@ test('worker SIGKILLed during pg_restore: the restore completes once, with no du
   const file = writeConfigFile(f.yaml);
   const first = await startWorkerProcess(file);
   // Block pg_restore on a lock inside the aside database once it exists, so the kill lands mid-restore.
-  const handle = await client.workflow.start('restoreDatabase', {
+  const handle = await dev.client.workflow.start('restoreDatabase', {
     taskQueue: f.taskQueue,
     workflowId: `restore/${f.target}`,
     args: [{ target: f.target, backup: 'latest', dryRun: false, reason: 'crash test' }],
@@ -209,7 +199,7 @@ test('worker SIGKILLed during pg_restore: the restore completes once, with no du
     expect(await fingerprint(f.db)).toEqual(f.atBackup);
     expect(await fingerprint(result.oldDatabase)).toEqual(damaged);
     expect(await databasesLike(f.db)).toEqual([f.db, result.oldDatabase].sort());
-    await client.workflow.getHandle(result.dropWorkflowId).terminate('test over');
+    await dev.client.workflow.getHandle(result.dropWorkflowId).terminate('test over');
   } finally {
     await second.stop();
   }
@@ -238,7 +228,7 @@ test('a production restore waits at its gate: self-approval is refused, approval
     const ok = await runCli(['--config', file, 'approve', id, '--by', 'bob', '--note', 'checked with the team']);
     expect(ok.exitCode).toBe(0);
     expect(ok.stdout).toMatch(/^approved by bob at /);
-    const result: RestoreOutcome = await client.workflow.getHandle(id).result();
+    const result: RestoreOutcome = await dev.client.workflow.getHandle(id).result();
     if (result.outcome !== 'restored') throw new Error(result.outcome);
     expect(result.approval).toMatchObject({ by: 'bob', decision: 'approved', note: 'checked with the team' });
     expect(await fingerprint(f.db)).toEqual(f.atBackup);
@@ -247,7 +237,7 @@ test('a production restore waits at its gate: self-approval is refused, approval
 
     const late = await runCli(['--config', file, 'approve', id, '--by', 'carol']);
     expect(late.exitCode).not.toBe(0); // the run is over: nothing to approve
-    await client.workflow.getHandle(result.dropWorkflowId).terminate('test over');
+    await dev.client.workflow.getHandle(result.dropWorkflowId).terminate('test over');
   } finally {
     await worker.stop();
   }

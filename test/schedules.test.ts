@@ -1,28 +1,17 @@
 import { writeFileSync } from 'node:fs';
-import { type Client, type Connection, ScheduleNotFoundError } from '@temporalio/client';
-import { type NativeConnection } from '@temporalio/worker';
+import { ScheduleNotFoundError } from '@temporalio/client';
 import { parse, stringify } from 'yaml';
 import { MANAGED_BY } from '../src/client/schedules';
 import { createRunbookWorker } from '../src/workers/worker';
 import { createDatabase, testConfig, uniqueName } from './support/servers';
 import { runCli, writeConfigFile } from './support/processes';
-import { devServerClient, devServerWorkerConnection, workflowBundle } from './support/temporal';
+import { useDevServer, workflowBundle } from './support/temporal';
 
-let client: Client;
-let connection: Connection;
-let workerConnection: NativeConnection;
-beforeAll(async () => {
-  ({ client, connection } = await devServerClient());
-  workerConnection = await devServerWorkerConnection();
-});
-afterAll(async () => {
-  await connection.close();
-  await workerConnection.close();
-});
+const dev = useDevServer();
 
 async function ourSchedules(taskQueue: string): Promise<string[]> {
   const ids: string[] = [];
-  for await (const s of client.schedule.list()) {
+  for await (const s of dev.client.schedule.list()) {
     if (s.memo?.managedBy === MANAGED_BY && s.memo.taskQueue === taskQueue) ids.push(s.scheduleId);
   }
   return ids.sort();
@@ -61,11 +50,11 @@ test('schedules sync: created once, unchanged on re-run, updated in place, remov
   expect(await eventually(() => ourSchedules(taskQueue), (ids) => ids.length === 2)).toEqual([scheduleId, drillId].sort());
 
   // WF-05: the restore drill runs weekly, Sunday 03:00.
-  const drill = await client.schedule.getHandle(drillId).describe();
+  const drill = await dev.client.schedule.getHandle(drillId).describe();
   expect(drill.spec.calendars?.[0]).toMatchObject({ dayOfWeek: [{ start: 'SUNDAY', end: 'SUNDAY', step: 1 }], hour: [{ start: 3, end: 3, step: 1 }] });
   expect(drill.action).toMatchObject({ workflowType: 'verifyBackup', workflowId: `verify-backup/${target}` });
 
-  const created = await client.schedule.getHandle(scheduleId).describe();
+  const created = await dev.client.schedule.getHandle(scheduleId).describe();
   expect(created.spec.calendars?.[0]).toMatchObject({ hour: [{ start: 2, end: 2, step: 1 }], minute: [{ start: 0, end: 0, step: 1 }] });
   expect(created.spec.timezone).toBe('UTC');
   expect(created.policies.overlap).toBe('SKIP');
@@ -74,22 +63,22 @@ test('schedules sync: created once, unchanged on re-run, updated in place, remov
   edit((raw) => (raw.targets.databases[0]!.backup = { cron: '30 3 * * *', timezone: 'Europe/Madrid' }));
   const third = await runCli(['--config', file, '--json', 'schedules', 'sync']);
   expect(JSON.parse(third.stdout)).toEqual({ created: [], updated: [scheduleId], unchanged: [drillId], deleted: [] });
-  const updated = await client.schedule.getHandle(scheduleId).describe();
+  const updated = await dev.client.schedule.getHandle(scheduleId).describe();
   expect(updated.spec.calendars?.[0]).toMatchObject({ hour: [{ start: 3, end: 3, step: 1 }], minute: [{ start: 30, end: 30, step: 1 }] });
   expect(updated.spec.timezone).toBe('Europe/Madrid');
   expect(updated.info.createdAt).toEqual(created.info.createdAt); // the same schedule, changed in place
   expect(await ourSchedules(taskQueue)).toEqual([scheduleId, drillId].sort());
 
   // The schedule really starts the runbook: trigger it now and let a worker run the backup.
-  const worker = await createRunbookWorker({ config, connection: workerConnection, workflowBundle: await workflowBundle() });
+  const worker = await createRunbookWorker({ config, connection: dev.workerConnection, workflowBundle: await workflowBundle() });
   await worker.runUntil(async () => {
-    await client.schedule.getHandle(scheduleId).trigger();
+    await dev.client.schedule.getHandle(scheduleId).trigger();
     const run = await eventually(
-      async () => (await client.schedule.getHandle(scheduleId).describe()).info.recentActions[0],
+      async () => (await dev.client.schedule.getHandle(scheduleId).describe()).info.recentActions[0],
       (a) => a !== undefined,
     );
     expect(run?.action.workflow.workflowId).toMatch(new RegExp(`^backup/${target}-`));
-    const result = await client.workflow.getHandle(run!.action.workflow.workflowId).result();
+    const result = await dev.client.workflow.getHandle(run!.action.workflow.workflowId).result();
     expect(result).toMatchObject({ manifest: { target, kind: 'postgres' } });
   });
 
@@ -99,7 +88,7 @@ test('schedules sync: created once, unchanged on re-run, updated in place, remov
   });
   const fourth = await runCli(['--config', file, '--json', 'schedules', 'sync']);
   expect(JSON.parse(fourth.stdout)).toEqual({ created: [], updated: [], unchanged: [], deleted: [scheduleId, drillId] });
-  await expect(client.schedule.getHandle(scheduleId).describe()).rejects.toBeInstanceOf(ScheduleNotFoundError);
+  await expect(dev.client.schedule.getHandle(scheduleId).describe()).rejects.toBeInstanceOf(ScheduleNotFoundError);
 });
 
 test('schedules sync refuses bad runbook parameters before changing anything', async () => {

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
-import { stopPid } from './local-servers';
+import { alive, stopPid } from './local-servers';
 
 // Plain child_process here: this module also runs inside Jest's global setup, where ESM-only execa cannot load.
 const run = promisify(execFile);
@@ -34,15 +34,6 @@ export interface DockerEngine {
 
 export interface RunningDocker extends DockerEngine {
   stop(): Promise<void>;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 async function docker(dockerHost: string, args: string[], timeout = 30_000): Promise<string> {

@@ -1,5 +1,4 @@
 import {
-  ActivityCancellationType,
   ApplicationFailure,
   CancellationScope,
   ParentClosePolicy,
@@ -13,22 +12,12 @@ import {
 import type { BackupManifest, RestorePlan, RunbookActivities } from '../activities';
 import type { RestoreInput } from '../config/runbooks';
 import { type ApprovalDecision, type ApprovalRecord, approveUpdate, keepSignal, rejectUpdate } from './definitions';
+import { LONG, QUICK } from './activity-options';
 import { Progress, errorMessage } from './progress';
 
-// Steps that answer in seconds; they heartbeat while they run, so a dead worker is noticed in 10 s.
-const quick = proxyActivities<RunbookActivities>({
-  startToCloseTimeout: '10 minutes',
-  heartbeatTimeout: '10 seconds',
-  retry: { initialInterval: '2 seconds', maximumInterval: '30 seconds', maximumAttempts: 10 },
-});
+const quick = proxyActivities<RunbookActivities>(QUICK);
 
-// Dumps and restores are long: liveness comes from heartbeats; a cancelled run waits for them to clean up.
-const long = proxyActivities<RunbookActivities>({
-  startToCloseTimeout: '12 hours',
-  heartbeatTimeout: '15 seconds',
-  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-  retry: { initialInterval: '5 seconds', maximumInterval: '1 minute', maximumAttempts: 5, nonRetryableErrorTypes: ['DatabaseMissing'] },
-});
+const long = proxyActivities<RunbookActivities>(LONG);
 
 // The success gate: services get a bounded time to come back, polled by retries (no blind sleeps).
 const health = proxyActivities<RunbookActivities>({

@@ -1,20 +1,11 @@
-import { ActivityCancellationType, ApplicationFailure, CancellationScope, isCancellation, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, isCancellation, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { CheckResult, RunbookActivities } from '../activities';
 import type { VerifyBackupInput } from '../config/runbooks';
+import { LONG, QUICK } from './activity-options';
 import { Progress, errorMessage } from './progress';
 
-// Steps that answer in seconds; they heartbeat while they run, so a dead worker is noticed in 10 s.
-const quick = proxyActivities<RunbookActivities>({
-  startToCloseTimeout: '10 minutes',
-  heartbeatTimeout: '10 seconds',
-  retry: { initialInterval: '2 seconds', maximumInterval: '30 seconds', maximumAttempts: 10 },
-});
-const long = proxyActivities<RunbookActivities>({
-  startToCloseTimeout: '12 hours',
-  heartbeatTimeout: '15 seconds',
-  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-  retry: { initialInterval: '5 seconds', maximumInterval: '1 minute', maximumAttempts: 5 },
-});
+const quick = proxyActivities<RunbookActivities>(QUICK);
+const long = proxyActivities<RunbookActivities>(LONG);
 
 export interface DrillResult {
   target: string;

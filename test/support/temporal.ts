@@ -27,3 +27,23 @@ export async function devServerClient(): Promise<{ client: Client; connection: C
 export async function devServerWorkerConnection(): Promise<NativeConnection> {
   return NativeConnection.connect({ address: servers().temporal.address });
 }
+
+export interface DevServer {
+  client: Client;
+  workerConnection: NativeConnection;
+}
+
+/** Connect a client and a worker connection to the shared dev server for this test file (beforeAll/afterAll). */
+export function useDevServer(): DevServer {
+  const dev = {} as DevServer;
+  let connection: Connection;
+  beforeAll(async () => {
+    ({ client: dev.client, connection } = await devServerClient());
+    dev.workerConnection = await devServerWorkerConnection();
+  });
+  afterAll(async () => {
+    await connection?.close();
+    await dev.workerConnection?.close();
+  });
+  return dev;
+}
