@@ -9,6 +9,7 @@ import { type Config } from '../src/config/schema';
 import { type BackupResult } from '../src/workflows/backup';
 import { type RestoreOutcome } from '../src/workflows/restore-database';
 import { createRunbookWorker } from '../src/workers/worker';
+import { planRestore } from '../src/activities/restore';
 import { createDatabase, pgAdmin, servers, testConfig, uniqueName } from './support/servers';
 import { type Fingerprint, fingerprint, seedShop } from './support/shop-data';
 import { startWorkerProcess, runCli, writeConfigFile } from './support/processes';
@@ -79,6 +80,11 @@ test('a damaged database is restored from its backup while its service is stoppe
     expect(result.plan.backup.id).toBe(f.backup.backupId);
     expect(await fingerprint(f.db)).toEqual(f.atBackup); // production = the backup
     expect(await fingerprint(result.oldDatabase)).toEqual(damaged); // the pre-restore state, kept
+    // The safety snapshot of the damaged state is the newest file now, yet "latest" is still the real backup.
+    expect(result.safetySnapshot).toMatchObject({ purpose: 'safety' });
+    expect(Date.parse(result.safetySnapshot.createdAt)).toBeGreaterThan(Date.parse(f.backup.manifest.createdAt));
+    const next = await planRestore(f.config, { target: f.target, backup: 'latest', restoreId: 'next0001' });
+    expect(next.backup.id).toBe(f.backup.backupId);
     expect(await databasesLike(f.db)).toEqual([f.db, result.oldDatabase].sort());
 
     // The service was stopped for the swap only and is serving again.

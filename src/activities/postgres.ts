@@ -79,6 +79,7 @@ export interface DumpPostgresInput {
   createdAt: string;
   workflowId?: string;
   runId?: string;
+  purpose?: 'backup' | 'safety';
 }
 
 /** A complete backup for this id, if a previous attempt already published one. */
@@ -151,6 +152,7 @@ export async function dumpPostgres(config: Config, input: DumpPostgresInput): Pr
     database: db.database,
     workflowId: input.workflowId,
     runId: input.runId,
+    purpose: input.purpose ?? 'backup',
   };
   await writeFileAtomic(manifestPathFor(dir, input.backupId), JSON.stringify(manifest, null, 2));
   await removeLeftovers(dir, input.backupId, [file]);

@@ -71,7 +71,9 @@ export async function planRestore(config: Config, input: PlanRestoreInput): Prom
   if (!/^[a-z0-9]{4,16}$/.test(input.restoreId)) throw ApplicationFailure.nonRetryable(`bad restore id "${input.restoreId}"`, 'BadInput');
   const listing = await listBackups(targetDir(config.backups.root, db.name));
   const candidates = listing.valid.filter((b) => b.manifest.kind === 'postgres');
-  const chosen = input.backup === 'latest' ? candidates[0] : candidates.find((b) => b.manifest.id === input.backup);
+  // "latest" is the newest real backup: a restore's safety snapshot holds the state that was being replaced.
+  const chosen =
+    input.backup === 'latest' ? candidates.find((b) => b.manifest.purpose !== 'safety') : candidates.find((b) => b.manifest.id === input.backup);
   if (!chosen) {
     const known = candidates.slice(0, 5).map((b) => b.manifest.id);
     throw ApplicationFailure.nonRetryable(

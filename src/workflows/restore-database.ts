@@ -117,7 +117,14 @@ export async function restoreDatabase(input: RestoreInput): Promise<RestoreOutco
 
   const safetySnapshot = await progress.step(
     'safety snapshot',
-    () => long.dumpPostgres({ target: plan.target, backupId: `${plan.target}-prerestore-${restoreId}`, createdAt: new Date().toISOString(), workflowId: info.workflowId, runId: info.runId }),
+    () => long.dumpPostgres({
+        target: plan.target,
+        backupId: `${plan.target}-prerestore-${restoreId}`,
+        createdAt: new Date().toISOString(),
+        workflowId: info.workflowId,
+        runId: info.runId,
+        purpose: 'safety',
+      }),
     (m) => `${m.file} (${m.sizeBytes} bytes)`,
   );
 
