@@ -211,6 +211,27 @@ test('worker SIGKILLed during pg_restore: the restore completes once, with no du
   }
 });
 
+test('the CLI records who asked for a restore ($RUNBOOK_USER), so that operator cannot approve it', async () => {
+  const f = await fixture((raw) => (raw.targets.databases[0].production = true));
+  const file = writeConfigFile(f.yaml);
+  const worker = await startWorkerProcess(file);
+  const id = `restore/${f.target}`;
+  try {
+    expect((await runCli(['--config', file, 'start', 'restore', '-p', `target=${f.target}`, '-p', 'reason=drill'], { RUNBOOK_USER: 'dana' })).exitCode).toBe(0);
+    let self = { exitCode: 0, stderr: '' };
+    for (const deadline = Date.now() + 20_000; Date.now() < deadline; ) {
+      self = await runCli(['--config', file, 'approve', id, '--by', 'DANA'], { RUNBOOK_USER: 'dana' });
+      if (!self.stderr.includes('not waiting for an approval')) break; // still before the gate
+    }
+    expect(self.exitCode).toBe(2);
+    expect(self.stderr).toContain('DANA requested this restore and cannot approve it');
+    expect((await runCli(['--config', file, 'reject', id, '--by', 'erin'])).exitCode).toBe(0);
+    expect(await dev.client.workflow.getHandle(id).result()).toMatchObject({ outcome: 'not approved', reason: 'rejected' });
+  } finally {
+    await worker.stop();
+  }
+});
+
 test('a production restore waits at its gate: self-approval is refused, approval by someone else lets it run', async () => {
   const f = await fixture((raw) => (raw.targets.databases[0].production = true));
   await damage(f.db);
@@ -227,9 +248,11 @@ test('a production restore waits at its gate: self-approval is refused, approval
     expect(waiting).toMatch(/RUNNING[\s\S]*step "approval"/);
     expect(await databasesLike(f.db)).toEqual([f.db]); // nothing touched while waiting
 
-    const self = await runCli(['--config', file, 'approve', id, '--by', 'alice']);
-    expect(self.exitCode).toBe(2);
-    expect(self.stderr).toContain('alice requested this restore and cannot approve it');
+    for (const alias of ['alice', ' Alice ']) {
+      const self = await runCli(['--config', file, 'approve', id, '--by', alias]);
+      expect(self.exitCode).toBe(2);
+      expect(self.stderr).toContain('Alice requested this restore and cannot approve it'.replace('Alice', alias.trim()));
+    }
 
     const ok = await runCli(['--config', file, 'approve', id, '--by', 'bob', '--note', 'checked with the team']);
     expect(ok.exitCode).toBe(0);

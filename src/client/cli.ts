@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { userInfo } from 'node:os';
 import {
   type Client,
   WorkflowExecutionAlreadyStartedError,
@@ -9,7 +10,7 @@ import {
 import { Command, CommanderError, Option } from 'commander';
 import { type Config } from '../config/schema';
 import { ConfigError, configPath, loadConfig } from '../config/load';
-import { InputError, findRunbook, parseRunbookInput, runbooks } from '../config/runbooks';
+import { InputError, type RunbookDefinition, findRunbook, parseRunbookInput, runbooks } from '../config/runbooks';
 import { RUNBOOK_NAME, RUNBOOK_TARGET, SEARCH_ATTRIBUTES } from '../config/temporal';
 import { checkSecrets, redact } from '../config/secrets';
 import { listBackups, targetDir } from '../activities/storage';
@@ -29,6 +30,16 @@ interface GlobalOpts {
 
 function out(opts: GlobalOpts, human: string, data: unknown): void {
   process.stdout.write(opts.json ? `${JSON.stringify(data, null, 2)}\n` : `${human}\n`);
+}
+
+/** Who runs this CLI: $RUNBOOK_USER, else the login name. */
+function operatorName(): string {
+  return process.env.RUNBOOK_USER ?? userInfo().username;
+}
+
+function acceptsParam(def: RunbookDefinition, key: string): boolean {
+  const shape = (def.input as { shape?: Record<string, unknown> }).shape;
+  return shape !== undefined && key in shape;
 }
 
 function parseParams(pairs: string[]): Record<string, string> {
@@ -84,7 +95,10 @@ export function buildProgram(): Command {
     .action(async (name: string, o: { param: string[]; id?: string; wait?: boolean }) => {
       const cfg = config();
       const def = findRunbook(name);
-      const input = parseRunbookInput(def, parseParams(o.param), cfg);
+      const params: Record<string, unknown> = parseParams(o.param);
+      // Runbooks with approval gates record who asked, so nobody approves their own request.
+      if (acceptsParam(def, 'requestedBy')) params.requestedBy ??= operatorName();
+      const input = parseRunbookInput(def, params, cfg);
       const workflowId = o.id ?? def.workflowId(input, new Date());
       await withClient(cfg, async (client) => {
         const handle = await client.workflow.start(def.workflowType, {

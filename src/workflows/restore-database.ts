@@ -57,15 +57,19 @@ export async function restoreDatabase(input: RestoreInput): Promise<RestoreOutco
 
   let decision: ApprovalRecord | undefined;
   let awaitingApproval = false;
+  // People are compared by normalised name: "Alice " and "alice" are the same person.
+  const person = (name: string | undefined): string => (name ?? '').trim().toLowerCase();
   const decide = (kind: ApprovalRecord['decision']) => (d: ApprovalDecision) => {
-    decision = { ...d, decision: kind, at: new Date().toISOString() };
+    decision = { ...d, by: d.by.trim(), decision: kind, at: new Date().toISOString() };
     return decision;
   };
   const validate = (d: ApprovalDecision): void => {
     if (!awaitingApproval) throw new Error('this restore is not waiting for an approval');
     if (decision) throw new Error(`already ${decision.decision} by ${decision.by}`);
-    if (!d.by?.trim()) throw new Error('by: who decides must be named');
-    if (input.requestedBy && d.by === input.requestedBy) throw new Error(`by: ${d.by} requested this restore and cannot approve it`);
+    if (!person(d.by)) throw new Error('by: who decides must be named');
+    if (input.requestedBy && person(d.by) === person(input.requestedBy)) {
+      throw new Error(`by: ${d.by.trim()} requested this restore and cannot approve it`);
+    }
   };
   setHandler(approveUpdate, decide('approved'), { validator: validate });
   setHandler(rejectUpdate, decide('rejected'), { validator: validate });
