@@ -14,6 +14,7 @@ import { createDatabase, pgAdmin, servers, testConfig, uniqueName } from './supp
 import { type Fingerprint, fingerprint, seedShop } from './support/shop-data';
 import { startWorkerProcess, runCli, writeConfigFile } from './support/processes';
 import { damage, databasesLike, serviceContainer } from './support/restore-fixture';
+import { recordHistory } from './support/histories';
 import { useDevServer, workflowBundle } from './support/temporal';
 
 const dev = useDevServer();
@@ -77,6 +78,7 @@ test('a damaged database is restored from its backup while its service is stoppe
 
     const result = await withWorker(f.config, () => restore(f));
     if (result.outcome !== 'restored') throw new Error(`unexpected outcome ${result.outcome}`);
+    await recordHistory(`restore/${f.target}`, 'restore-database');
     expect(result.plan.backup.id).toBe(f.backup.backupId);
     expect(await fingerprint(f.db)).toEqual(f.atBackup); // production = the backup
     expect(await fingerprint(result.oldDatabase)).toEqual(damaged); // the pre-restore state, kept
