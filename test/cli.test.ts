@@ -1,16 +1,25 @@
 import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { WorkflowNotFoundError, type Client, type Connection } from '@temporalio/client';
-import { defaultPayloadConverter } from '@temporalio/common';
 import { createDatabase, pgAdmin, testConfig, uniqueName } from './support/servers';
 import { seedShop } from './support/shop-data';
 import { runCli, startWorkerProcess, writeConfigFile } from './support/processes';
-import { devServerClient } from './support/temporal';
+import { devServerClient, heartbeatPid } from './support/temporal';
 
 let client: Client;
 let connection: Connection;
 beforeAll(async () => ({ client, connection } = await devServerClient()));
 afterAll(async () => connection.close());
+
+/** A small seeded database, a config file for it, and the real worker binary serving it. */
+async function seededTargetWithWorker(prefix: string) {
+  const db = uniqueName(prefix);
+  await createDatabase(db);
+  await seedShop(db, 200, 2);
+  const { yaml, config } = testConfig({ databases: [db], taskQueue: uniqueName('cli') });
+  const file = writeConfigFile(yaml);
+  return { db, target: config.targets.databases[0]!.name, config, file, worker: await startWorkerProcess(file) };
+}
 
 async function expectNotStarted(workflowId: string): Promise<void> {
   await expect(client.workflow.getHandle(workflowId).describe()).rejects.toBeInstanceOf(WorkflowNotFoundError);
@@ -68,14 +77,7 @@ describe('bad input: exit 2, the field named, nothing started', () => {
 });
 
 test('an operator runs, lists and describes a backup; a second run with the same id is refused while the first runs', async () => {
-  const db = uniqueName('cli_run');
-  await createDatabase(db);
-  await seedShop(db, 200, 2);
-  const taskQueue = uniqueName('cli');
-  const { yaml, config } = testConfig({ databases: [db], taskQueue });
-  const target = config.targets.databases[0]!.name;
-  const file = writeConfigFile(yaml);
-  const worker = await startWorkerProcess(file);
+  const { db, target, file, worker } = await seededTargetWithWorker('cli_run');
   try {
     const run = await runCli(['--config', file, '--json', 'start', 'backup', '-p', `target=${target}`, '--wait']);
     expect(run.stderr).toBe('');
@@ -118,14 +120,7 @@ test('an operator runs, lists and describes a backup; a second run with the same
 });
 
 test('runbook cancel stops a backup mid-dump: pg_dump is killed and no file is left behind', async () => {
-  const db = uniqueName('cli_cancel');
-  await createDatabase(db);
-  await seedShop(db, 200, 2);
-  const taskQueue = uniqueName('cli');
-  const { yaml, config } = testConfig({ databases: [db], taskQueue });
-  const target = config.targets.databases[0]!.name;
-  const file = writeConfigFile(yaml);
-  const worker = await startWorkerProcess(file);
+  const { db, target, config, file, worker } = await seededTargetWithWorker('cli_cancel');
   const locker = pgAdmin(db);
   await locker.connect();
   await locker.query('BEGIN; LOCK TABLE orders IN ACCESS EXCLUSIVE MODE');
@@ -135,8 +130,7 @@ test('runbook cancel stops a backup mid-dump: pg_dump is killed and no file is l
     const handle = client.workflow.getHandle(id);
     let dumpPid: number | undefined;
     for (const deadline = Date.now() + 20_000; !dumpPid && Date.now() < deadline; ) {
-      const payload = (await handle.describe()).raw.pendingActivities?.[0]?.heartbeatDetails?.payloads?.[0];
-      dumpPid = payload ? defaultPayloadConverter.fromPayload<{ pid?: number }>(payload).pid : undefined;
+      dumpPid = await heartbeatPid(handle);
       await new Promise((r) => setTimeout(r, 100));
     }
     expect(dumpPid).toBeDefined();

@@ -2,13 +2,12 @@ import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
 import { type Client, type Connection } from '@temporalio/client';
-import { defaultPayloadConverter } from '@temporalio/common';
 import { pgBinDir } from '../src/client/local-servers';
 import { type BackupResult } from '../src/workflows/backup';
 import { sha256File } from '../src/activities/storage';
 import { createDatabase, pgAdmin, servers, testConfig, uniqueName } from './support/servers';
 import { fingerprint, seedShop } from './support/shop-data';
-import { devServerClient } from './support/temporal';
+import { devServerClient, heartbeatPid } from './support/temporal';
 import { startWorkerProcess, writeConfigFile } from './support/processes';
 
 let client: Client;
@@ -68,11 +67,7 @@ test('worker SIGKILLed while pg_dump runs: the backup completes once, no half-wr
       .then((r) => r.rows[0]?.pid);
   await waitUntil('pg_dump to block on the lock', blockedDump);
   // The pg_dump process the activity reported in its heartbeat.
-  const dumpPid = async () => {
-    const d = await handle.describe();
-    const payload = d.raw.pendingActivities?.[0]?.heartbeatDetails?.payloads?.[0];
-    return payload ? defaultPayloadConverter.fromPayload<{ pid?: number }>(payload).pid : undefined;
-  };
+  const dumpPid = () => heartbeatPid(handle);
   const orphanPid = await waitUntil('the dump to heartbeat its pid', dumpPid);
   expect(processAlive(orphanPid)).toBe(true);
 

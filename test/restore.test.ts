@@ -1,7 +1,6 @@
 import { openSync, readSync, writeSync, closeSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
-import { defaultPayloadConverter } from '@temporalio/common';
 import { type Worker } from '@temporalio/worker';
 import { parse, stringify } from 'yaml';
 import { parseConfig } from '../src/config/load';
@@ -15,7 +14,7 @@ import { type Fingerprint, fingerprint, seedShop } from './support/shop-data';
 import { startWorkerProcess, runCli, writeConfigFile } from './support/processes';
 import { damage, databasesLike, serviceContainer } from './support/restore-fixture';
 import { recordHistory } from './support/histories';
-import { useDevServer, workflowBundle } from './support/temporal';
+import { heartbeatPid, useDevServer, workflowBundle } from './support/temporal';
 
 const dev = useDevServer();
 
@@ -192,10 +191,7 @@ test('worker SIGKILLed during pg_restore: the restore completes once, with no du
   });
   let restorePid: number | undefined;
   for (const deadline = Date.now() + 60_000; !restorePid && Date.now() < deadline; ) {
-    const d = await handle.describe();
-    const pending = d.raw.pendingActivities?.find((a) => a.activityType?.name === 'restoreAside');
-    const payload = pending?.heartbeatDetails?.payloads?.[0];
-    restorePid = payload ? defaultPayloadConverter.fromPayload<{ pid?: number }>(payload).pid : undefined;
+    restorePid = await heartbeatPid(handle, 'restoreAside');
     if (!restorePid) await new Promise((r) => setTimeout(r, 20));
   }
   expect(restorePid).toBeDefined();

@@ -1,4 +1,5 @@
-import { Client, Connection } from '@temporalio/client';
+import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
+import { defaultPayloadConverter } from '@temporalio/common';
 import { NativeConnection, type WorkerOptions, bundleWorkflowCode } from '@temporalio/worker';
 import { servers } from './servers';
 
@@ -46,4 +47,12 @@ export function useDevServer(): DevServer {
     await dev.workerConnection?.close();
   });
   return dev;
+}
+
+/** The pid a running activity last reported in its heartbeat (our child-process activities do), if any. */
+export async function heartbeatPid(handle: WorkflowHandle, activityType?: string): Promise<number | undefined> {
+  const pending = (await handle.describe()).raw.pendingActivities ?? [];
+  const activity = activityType ? pending.find((a) => a.activityType?.name === activityType) : pending[0];
+  const payload = activity?.heartbeatDetails?.payloads?.[0];
+  return payload ? defaultPayloadConverter.fromPayload<{ pid?: number }>(payload).pid : undefined;
 }
