@@ -14,7 +14,7 @@ import { type RestoreInput } from '../src/config/runbooks';
 import { type Config } from '../src/config/schema';
 import { type ApprovalDecision, type RunbookStatus, approveUpdate, keepSignal, rejectUpdate } from '../src/workflows/definitions';
 import { type RestoreOutcome, type dropDatabaseLater, type restoreDatabase } from '../src/workflows/restore-database';
-import { damage } from './support/restore-fixture';
+import { damage, databasesLike } from './support/restore-fixture';
 import { createDatabase, pgAdmin, servers, testConfig, uniqueName } from './support/servers';
 import { type Fingerprint, fingerprint, seedShop } from './support/shop-data';
 import { workflowBundle } from './support/temporal';
@@ -89,12 +89,6 @@ async function sql<T extends Record<string, unknown>>(text: string, params: unkn
   }
 }
 
-/** `<db>` and every database derived from it (`<db>__restore_*`, `<db>__pre_restore_*`, `<db>__failed_restore_*`). */
-async function databasesOf(db: string): Promise<string[]> {
-  const rows = await sql<{ datname: string }>(`SELECT datname FROM pg_database WHERE datname = $1 OR starts_with(datname, $1 || '__') ORDER BY 1`, [db]);
-  return rows.map((r) => r.datname);
-}
-
 async function dbExists(name: string): Promise<boolean> {
   return (await sql('SELECT 1 FROM pg_database WHERE datname = $1', [name])).length === 1;
 }
@@ -128,7 +122,7 @@ async function fixture(tweak: (raw: any) => void = () => undefined): Promise<Fix
   const db = uniqueName('rtm');
   await createDatabase(db);
   cleanups.push(async () => {
-    for (const name of await databasesOf(db)) await sql(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+    for (const name of await databasesLike(db)) await sql(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
   });
   await seedShop(db, 300, 4);
   const taskQueue = uniqueName('rtm');
@@ -231,13 +225,13 @@ test('a production restore nobody approves ends "not approved" after approvalTim
 
     // Production untouched, no scratch database, not even a safety snapshot.
     expect(await fingerprint(f.db)).toEqual(before);
-    expect(await databasesOf(f.db)).toEqual([f.db]);
+    expect(await databasesLike(f.db)).toEqual([f.db]);
     expect(readdirSync(path.join(f.config.backups.root, f.target)).sort()).toEqual([f.backup.file, `${f.backup.id}.manifest.json`].sort());
 
     // The gate is closed: an approval now is refused, and changes nothing.
     await expect(handle.executeUpdate(approveUpdate, { args: [{ by: 'bob' }] })).rejects.toThrow();
     expect(await fingerprint(f.db)).toEqual(before);
-    expect(await databasesOf(f.db)).toEqual([f.db]);
+    expect(await databasesLike(f.db)).toEqual([f.db]);
   });
 });
 
@@ -255,7 +249,7 @@ test('approval by Update: the requester and a nameless approver are refused, bob
     expect(await refusal(approve({ by: '   ' }))).toBe('by: who decides must be named');
     // Refused decisions are not decisions: the run still waits at the gate, production untouched.
     expect((await handle.query<RunbookStatus>('status')).step).toBe('approval');
-    expect(await databasesOf(f.db)).toEqual([f.db]);
+    expect(await databasesLike(f.db)).toEqual([f.db]);
 
     expect(await approve({ by: 'bob', note: 'checked the incident ticket' })).toMatchObject({ decision: 'approved', by: 'bob' });
     const result = restored(await handle.result());
@@ -269,7 +263,7 @@ test('approval by Update: the requester and a nameless approver are refused, bob
     // Production is the backup again; the damaged state is kept under plan.oldDb; the aside copy became production.
     expect(await fingerprint(f.db)).toEqual(f.atBackup);
     expect(await fingerprint(result.plan.oldDb)).toEqual(before);
-    expect(await databasesOf(f.db)).toEqual([f.db, result.plan.oldDb].sort());
+    expect(await databasesLike(f.db)).toEqual([f.db, result.plan.oldDb].sort());
     const status = await handle.query<RunbookStatus>('status');
     expect(status.timeline.find((s) => s.step === 'approval')?.detail).toBe('approved by bob: checked the incident ticket');
     expect(steps(status)).toEqual([
@@ -297,7 +291,7 @@ test('approval by Update: the requester and a nameless approver are refused, bob
 
     expect(rejected).toMatchObject({ outcome: 'not approved', reason: 'rejected', decision: { decision: 'rejected', by: 'carol', note: 'wrong backup' } });
     expect(await fingerprint(f.db)).toEqual(current);
-    expect(await databasesOf(f.db)).toEqual([f.db, result.plan.oldDb].sort());
+    expect(await databasesLike(f.db)).toEqual([f.db, result.plan.oldDb].sort());
     expect(steps(await second.query<RunbookStatus>('status'))).toEqual(['plan: completed', 'validate: completed', 'approval: completed']);
   });
 });
@@ -333,7 +327,7 @@ test('the pre-restore database is dropped by a durable timer when keepOldFor (24
     await env.sleep(dueMs + 2_000 - (await env.currentTimeMs()));
     expect(await drop.result()).toEqual({ dropped: true });
     expect(await dbExists(result.oldDatabase)).toBe(false);
-    expect(await databasesOf(f.db)).toEqual([f.db]);
+    expect(await databasesLike(f.db)).toEqual([f.db]);
     const took = await ranFor(drop);
     expect(took).toBeGreaterThanOrEqual(24 * HOUR);
     expect(took).toBeLessThan(24 * HOUR + 60_000);
@@ -359,7 +353,7 @@ test('signal keep before keepOldFor is up: the pre-restore database survives 25 
     expect((await env.currentTimeMs()) - t0).toBeGreaterThanOrEqual(25 * HOUR);
     expect(await dbExists(result.oldDatabase)).toBe(true);
     expect(await fingerprint(result.oldDatabase)).toEqual(before);
-    expect(await databasesOf(f.db)).toEqual([f.db, result.oldDatabase].sort());
+    expect(await databasesLike(f.db)).toEqual([f.db, result.oldDatabase].sort());
     const status = await drop.query<RunbookStatus>('status');
     expect(steps(status)).toEqual(['keep period: completed']);
     expect(status.timeline[0]!.detail).toBe('kept by dave');
@@ -431,6 +425,6 @@ test('a health check that keeps failing after the swap swaps production back (re
     expect(status.timeline.find((s) => s.step === 'health check')?.detail).toContain('HTTP 503');
 
     // Nothing the restore created is left: no aside copy, no pre-restore name, no swapped-out copy.
-    expect(await databasesOf(f.db)).toEqual([f.db]);
+    expect(await databasesLike(f.db)).toEqual([f.db]);
   });
 });

@@ -4,12 +4,15 @@ import { freePort } from '../../src/client/local-servers';
 import { createDatabase, pgAdmin, servers, testConfig, uniqueName } from './servers';
 import { type Fingerprint, fingerprint, seedShop } from './shop-data';
 
-/** Every database whose name starts with `db` (production plus anything a restore made beside it). */
+/** `db` and every database derived from it (`<db>__restore_*`, `<db>__pre_restore_*`, ...). No LIKE: `_` is a wildcard there. */
 export async function databasesLike(db: string): Promise<string[]> {
   const c = pgAdmin();
   await c.connect();
   try {
-    const r = await c.query<{ datname: string }>(`SELECT datname FROM pg_database WHERE datname LIKE $1 ORDER BY 1`, [`${db}%`]);
+    const r = await c.query<{ datname: string }>(
+      `SELECT datname FROM pg_database WHERE datname = $1 OR starts_with(datname, $1 || '__') ORDER BY 1`,
+      [db],
+    );
     return r.rows.map((x) => x.datname);
   } finally {
     await c.end();
