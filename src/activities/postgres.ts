@@ -11,9 +11,8 @@ import {
   type BackupManifest,
   manifestPathFor,
   publishArtifact,
-  readManifest,
+  publishedBackup,
   removeLeftovers,
-  sha256File,
   targetDir,
   writeFileAtomic,
 } from './storage';
@@ -82,15 +81,6 @@ export interface DumpPostgresInput {
   purpose?: 'backup' | 'safety';
 }
 
-/** A complete backup for this id, if a previous attempt already published one. */
-async function existingBackup(dir: string, id: string): Promise<BackupManifest | undefined> {
-  const manifest = await readManifest(manifestPathFor(dir, id));
-  if (!manifest) return undefined;
-  const artifact = path.join(dir, manifest.file);
-  const ok = await sha256File(artifact).then((h) => h === manifest.sha256, () => false);
-  return ok ? manifest : undefined;
-}
-
 /**
  * pg_dump -Fc of one database target into backup storage, with a manifest.
  * Idempotent by backupId: a retry returns the backup an earlier attempt published, or replaces its partial file.
@@ -101,7 +91,7 @@ export async function dumpPostgres(config: Config, input: DumpPostgresInput): Pr
   const dir = targetDir(config.backups.root, db.name);
   await fs.mkdir(dir, { recursive: true });
 
-  const done = await existingBackup(dir, input.backupId);
+  const done = await publishedBackup(dir, input.backupId);
   if (done) return done;
   await removeLeftovers(dir, input.backupId);
 

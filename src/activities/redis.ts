@@ -11,9 +11,8 @@ import {
   type BackupManifest,
   manifestPathFor,
   publishArtifact,
-  readManifest,
+  publishedBackup,
   removeLeftovers,
-  sha256File,
   targetDir,
   writeFileAtomic,
 } from './storage';
@@ -61,8 +60,8 @@ export async function snapshotRedis(config: Config, input: SnapshotRedisInput): 
   const dir = targetDir(config.backups.root, target.name);
   await fs.mkdir(dir, { recursive: true });
   const file = `${input.backupId}.rdb`;
-  const existing = await readManifest(manifestPathFor(dir, input.backupId));
-  if (existing && (await sha256File(path.join(dir, existing.file)).catch(() => '')) === existing.sha256) return existing;
+  const existing = await publishedBackup(dir, input.backupId);
+  if (existing) return existing;
   await removeLeftovers(dir, input.backupId);
 
   const redis = redisClient(target, field);

@@ -94,6 +94,14 @@ export async function readManifest(file: string): Promise<BackupManifest | undef
   }
 }
 
+/** The backup a previous attempt already published under this id (manifest present, checksum matching), if any. */
+export async function publishedBackup(dir: string, id: string): Promise<BackupManifest | undefined> {
+  const manifest = await readManifest(manifestPathFor(dir, id));
+  if (!manifest) return undefined;
+  const ok = await sha256File(path.join(dir, manifest.file)).then((h) => h === manifest.sha256, () => false);
+  return ok ? manifest : undefined;
+}
+
 export interface StoredBackup {
   manifest: BackupManifest;
   manifestPath: string;
