@@ -16,6 +16,7 @@ import {
   verifyRestoredCopy,
 } from './restore';
 import { type SnapshotRedisInput, snapshotRedis } from './redis';
+import { type SlackPostInput, type SlackUpdateInput, postSlackMessage, updateSlackMessage } from './slack';
 import { pruneDirectory } from './retention';
 import { targetDir } from './storage';
 
@@ -43,6 +44,10 @@ export function createActivities({ config }: Deps) {
       pruneDirectory(targetDir(config.backups.root, input.target), config.backups.retention, new Date(input.now), input.dryRun),
     // Idempotent by idempotencyKey: every attempt carries the same Message-ID (SMTP itself cannot dedupe).
     sendEmail: heartbeating((msg: EmailMessage) => sendEmail(config, msg)),
+    // Idempotent by idempotencyKey: kept in the message's metadata; a retry finds the earlier post and returns it.
+    postSlackMessage: heartbeating((input: SlackPostInput) => postSlackMessage(config, input)),
+    // Idempotent by (channel, ts): an update replaces the whole message.
+    updateSlackMessage: heartbeating((input: SlackUpdateInput) => updateSlackMessage(config, input)),
 
     // RB-01 restore. Every database these create or rename carries the restore id, the key of each retry.
     // Idempotent: reads config and the backup folder only.
@@ -72,4 +77,5 @@ export type RunbookActivities = ReturnType<typeof createActivities>;
 export type { BackupManifest } from './storage';
 export type { PruneResult } from './retention';
 export type { EmailResult, EmailMessage } from './email';
+export type { SlackPostInput, SlackPostResult, SlackUpdateInput } from './slack';
 export type { RestorePlan, CheckResult } from './restore';

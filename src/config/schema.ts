@@ -194,7 +194,19 @@ const emailSchema = z
   .strict()
   .refine((e) => !e.user || e.password, { message: 'password is required when user is set', path: ['password'] });
 
-const notificationsSchema = z.object({ email: emailSchema.optional() }).strict();
+/** Slack Web API (or a compatible one: Mattermost's Slack-compatible API, a local fake in tests). */
+const slackSchema = z
+  .object({
+    /** Bot token (xoxb-...), needs chat:write. */
+    botToken: secretRefSchema,
+    /** Base URL of the Web API, ending in "/"; Slack's own by default. */
+    apiUrl: z.string().url().default('https://slack.com/api/'),
+    /** Channel id (C...) for runbook progress and incidents when a policy names none. */
+    channel: z.string().min(1),
+  })
+  .strict();
+
+const notificationsSchema = z.object({ email: emailSchema.optional(), slack: slackSchema.optional() }).strict();
 
 const escalationLevelSchema = z
   .object({
@@ -287,6 +299,7 @@ export type Config = z.infer<typeof configSchema>;
 export type DatabaseTarget = Config['targets']['databases'][number];
 export type RedisTarget = Config['targets']['redis'][number];
 export type EmailConfig = NonNullable<Config['notifications']['email']>;
+export type SlackConfig = NonNullable<Config['notifications']['slack']>;
 export type ScheduleConfig = Config['schedules'][number];
 
 /** "15m" → 900000. The schema has already checked the shape. */

@@ -51,6 +51,8 @@ export function secretFields(config: Config): Array<{ field: string; ref: Secret
   });
   const email = config.notifications.email;
   if (email?.password) out.push({ field: 'notifications.email.password', ref: email.password });
+  const slack = config.notifications.slack;
+  if (slack) out.push({ field: 'notifications.slack.botToken', ref: slack.botToken });
   return out;
 }
 

@@ -54,6 +54,8 @@ export interface TestConfigOptions {
   backupRoot?: string;
   taskQueue: string;
   email?: { port: number; user: string; passwordEnv: string; to: string[] };
+  /** A Slack-compatible API (test/support/slack-api.ts); the token travels as env TEST_SLACK_TOKEN. */
+  slack?: { apiUrl: string; token: string; channel: string };
   extra?: Record<string, unknown>;
 }
 
@@ -65,6 +67,7 @@ export function testConfig(opts: TestConfigOptions): { yaml: string; config: Con
   const s = servers();
   process.env.TEST_PG_PASSWORD = s.postgres.password;
   process.env.TEST_REDIS_PASSWORD = s.redis.password;
+  if (opts.slack) process.env.TEST_SLACK_TOKEN = opts.slack.token;
   const raw: Record<string, unknown> = {
     temporal: { address: s.temporal.address, namespace: 'default', taskQueue: opts.taskQueue },
     targets: {
@@ -84,9 +87,9 @@ export function testConfig(opts: TestConfigOptions): { yaml: string; config: Con
       })),
     },
     backups: { root: opts.backupRoot ?? tempDir('backups') },
-    ...(opts.email
-      ? {
-          notifications: {
+    notifications: {
+      ...(opts.email
+        ? {
             email: {
               host: '127.0.0.1',
               port: opts.email.port,
@@ -95,9 +98,10 @@ export function testConfig(opts: TestConfigOptions): { yaml: string; config: Con
               from: 'runbooks@example.test',
               to: opts.email.to,
             },
-          },
-        }
-      : {}),
+          }
+        : {}),
+      ...(opts.slack ? { slack: { botToken: { env: 'TEST_SLACK_TOKEN' }, apiUrl: opts.slack.apiUrl, channel: opts.slack.channel } } : {}),
+    },
     ...opts.extra,
   };
   const yaml = stringify(raw);
