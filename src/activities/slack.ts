@@ -63,7 +63,7 @@ async function findPosted(client: WebClient, channel: string, input: SlackPostIn
     ? await client.conversations.replies({ channel, ts: input.threadTs, oldest, include_all_metadata: true, limit: 200 })
     : await client.conversations.history({ channel, oldest, include_all_metadata: true, limit: 200 });
   const match = (found.messages ?? []).find(
-    (m) => m.metadata?.event_type === METADATA_EVENT_TYPE && (m.metadata.event_payload as { key?: unknown } | undefined)?.key === input.idempotencyKey,
+    (m) => m.metadata?.event_type === METADATA_EVENT_TYPE && (m.metadata.event_payload as Record<string, unknown> | undefined)?.key === input.idempotencyKey,
   );
   return match?.ts;
 }

@@ -181,7 +181,7 @@ function parseBody(raw: string, contentType: string | undefined): Record<string,
 }
 
 function str(v: unknown): string {
-  return typeof v === 'string' ? v : v === undefined ? '' : String(v);
+  return typeof v === 'string' ? v : typeof v === 'number' || typeof v === 'boolean' ? String(v) : '';
 }
 
 /** Form bodies carry nested values as JSON text; JSON bodies carry them as they are. */
