@@ -10,6 +10,8 @@ export const STATE_ENV = 'RUNBOOKS_TEST_SERVERS';
 
 export interface TestServers {
   root: string;
+  /** The Jest process that started them (`npm run test:cleanup` leaves a live run's servers alone). */
+  owner: number;
   temporal: { address: string; pid: number; dbFile: string };
   postgres: { host: string; port: number; user: string; password: string; pid: number };
   redis: { host: string; port: number; password: string; pid: number; dataDir: string };
