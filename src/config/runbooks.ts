@@ -117,6 +117,11 @@ export function findRunbook(name: string): RunbookDefinition {
   return def;
 }
 
+/** A parameter name as an error shows it: plain names as they are, anything odd quoted. */
+function paramName(key: string): string {
+  return /^[A-Za-z_][\w-]*$/.test(key) ? key : JSON.stringify(key);
+}
+
 /** Validate operator-supplied parameters for a runbook; errors name each bad parameter. */
 export function parseRunbookInput(def: RunbookDefinition, params: Record<string, unknown>, config: Config): unknown {
   const completed = def.complete ? def.complete(params, config) : params;
@@ -124,8 +129,11 @@ export function parseRunbookInput(def: RunbookDefinition, params: Record<string,
   if (!result.success) {
     throw new InputError(
       result.error.issues.map((i) => {
-        const where = i.path.length ? i.path.join('.') : 'params';
-        if (i.code === 'unrecognized_keys') return `${i.keys.join(', ')}: unknown parameter for runbook ${def.name}`;
+        const where = i.path.length ? i.path.map(String).map(paramName).join('.') : 'params';
+        if (i.code === 'unrecognized_keys') {
+          const known = Object.keys((def.input as { shape?: object }).shape ?? {}).join(', ');
+          return `${i.keys.map(paramName).join(', ')}: unknown parameter for runbook ${def.name} (known: ${known})`;
+        }
         if (i.code === 'invalid_type' && i.input === undefined) return `${where}: is required`;
         return `${where}: ${i.message}`;
       }),
