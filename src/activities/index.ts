@@ -40,8 +40,9 @@ export function createActivities({ config }: Deps) {
     // Idempotent by backupId: an existing valid manifest is returned; otherwise a new BGSAVE is copied.
     snapshotRedis: (input: SnapshotRedisInput) => snapshotRedis(config, input),
     // Idempotent by (target folder, now): deleting non-kept backups never changes which are kept; tombstones finish cut deletions.
-    pruneBackups: (input: PruneBackupsInput) =>
+    pruneBackups: heartbeating((input: PruneBackupsInput) =>
       pruneDirectory(targetDir(config.backups.root, input.target), config.backups.retention, new Date(input.now), input.dryRun),
+    ),
     // Idempotent by idempotencyKey: every attempt carries the same Message-ID (SMTP itself cannot dedupe).
     sendEmail: heartbeating((msg: EmailMessage) => sendEmail(config, msg)),
     // Idempotent by idempotencyKey: kept in the message's metadata; a retry finds the earlier post and returns it.
