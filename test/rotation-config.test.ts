@@ -63,7 +63,6 @@ function issuesOf(raw: unknown): string[] {
 }
 
 describe('rotation config', () => {
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- a raw YAML tree the tests bend into bad shapes
   const base = (): any => {
     const raw = parse(testConfig({ databases: ['shop'], taskQueue: 'x' }).yaml);
     raw.rotation = { sets: [{ name: 'db', postgres: { target: 'shop', roles: ['app_a', 'app_b'] } }] };
