@@ -3,7 +3,7 @@ import path from 'node:path';
 import { type RotationResult } from '../src/workflows/rotate-secrets';
 import { REPO, authLoop, exportedHistory, pgLogin, readEnv, rotationFixture } from './support/rotation-fixture';
 import { leakedIn } from './support/history-scan';
-import { startWorkerProcess, writeConfigFile } from './support/processes';
+import { runCli, startWorkerProcess, writeConfigFile } from './support/processes';
 import { useDevServer } from './support/temporal';
 
 const dev = useDevServer();
@@ -17,7 +17,13 @@ test('worker SIGKILLed right after writing the .env file: the rotation completes
     // The worst moment: the file is written, Temporal does not know it yet.
     const first = await startWorkerProcess(configFile, { RUNBOOKS_CRASH_AFTER: 'writeEnvFiles' });
     workers.push(first);
-    const handle = await dev.client.workflow.start('rotateSecrets', { taskQueue: f.taskQueue, workflowId: `rotate/${f.dbSet}`, args: [{ set: f.dbSet }] });
+    // On demand, through the CLI (its client encrypts the input with the same codec key).
+    const bad = await runCli(['--config', configFile, 'start', 'rotate-secrets', '-p', 'set=nope']);
+    expect(bad.exitCode).toBe(2);
+    expect(bad.stderr).toContain('set: unknown secret set "nope"');
+    const started = await runCli(['--config', configFile, 'start', 'rotate-secrets', '-p', `set=${f.dbSet}`, '-p', 'reason=quarterly']);
+    expect(started.exitCode).toBe(0);
+    const handle = dev.client.workflow.getHandle(`rotate/${f.dbSet}`);
     expect(await first.exited).toBeNull(); // killed by a signal
     const second = await startWorkerProcess(configFile);
     workers.push(second);
