@@ -55,6 +55,11 @@ export function parseConfig(text: string, file = '<inline>', baseDir = process.c
   }
   const config = result.data;
   config.backups.root = path.resolve(baseDir, config.backups.root);
+  config.rotation.stateDir = path.resolve(baseDir, config.rotation.stateDir);
+  for (const set of config.rotation.sets) {
+    for (const f of set.envFiles) f.path = path.resolve(baseDir, f.path);
+    if (set.jwt) set.jwt.jwksFile = path.resolve(baseDir, set.jwt.jwksFile);
+  }
   return config;
 }
 

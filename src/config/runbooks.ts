@@ -35,6 +35,24 @@ export type RestoreInput = z.output<typeof restoreInputSchema>;
 export const verifyBackupInputSchema = z.object({ target: targetName }).strict();
 export type VerifyBackupInput = z.output<typeof verifyBackupInputSchema>;
 
+export const rotateSecretsInputSchema = z
+  .object({
+    /** A secret set from rotation.sets. */
+    set: targetName,
+    reason: z.string().max(500).optional(),
+  })
+  .strict();
+export type RotateSecretsInput = z.output<typeof rotateSecretsInputSchema>;
+
+/** Refuse a secret set name the config does not have. */
+function requireSecretSet(params: Record<string, unknown>, config: Config): Record<string, unknown> {
+  if (typeof params.set === 'string' && !config.rotation.sets.some((s) => s.name === params.set)) {
+    const known = config.rotation.sets.map((s) => s.name);
+    throw new InputError([`set: unknown secret set "${params.set}" (known: ${known.join(', ') || 'none'})`]);
+  }
+  return params;
+}
+
 /** Refuse a target name that is not a PostgreSQL database in the config. */
 function requireDatabase(params: Record<string, unknown>, config: Config): Record<string, unknown> {
   if (typeof params.target === 'string' && !config.targets.databases.some((d) => d.name === params.target)) {
@@ -106,6 +124,16 @@ export const runbooks = {
     complete: requireDatabase,
     workflowId: (input, now) => `verify-backup/${input.target}/${isoSecond(now)}`,
     target: (input) => input.target,
+  }),
+  'rotate-secrets': define({
+    name: 'rotate-secrets',
+    workflowType: 'rotateSecrets',
+    summary: 'RB-02: rotate a secret set (PostgreSQL role, Redis ACL user or JWT key) in .env files and GitHub, with no authentication failure',
+    input: rotateSecretsInputSchema,
+    complete: requireSecretSet,
+    // One rotation per set at a time: a second start is refused while this id runs.
+    workflowId: (input) => `rotate/${input.set}`,
+    target: (input) => input.set,
   }),
 } satisfies Record<string, RunbookDefinition>;
 

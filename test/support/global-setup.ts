@@ -12,6 +12,8 @@ export default async function globalSetup(): Promise<void> {
   chmodSync(root, 0o755); // the postgres system user must reach its data folder
   const pgPassword = randomBytes(12).toString('hex');
   const redisPassword = randomBytes(12).toString('hex');
+  // The payload codec key every test client and worker share (temporal.encryption).
+  const codecKey = randomBytes(32).toString('base64');
   // dockerd's folder stays short (unix socket paths are capped at ~107 bytes), outside the run's root.
   const dockerDir = mkdtempSync('/tmp/rb-docker-');
   const started = await Promise.allSettled([
@@ -45,6 +47,7 @@ export default async function globalSetup(): Promise<void> {
     postgres: { host: postgres.host, port: postgres.port, user: postgres.user, password: pgPassword, pid: postgres.pid },
     redis: { host: '127.0.0.1', port: redis.port, password: redisPassword, pid: redis.pid, dataDir: redis.dataDir },
     docker: { host: docker.dockerHost, pid: docker.pid, dir: docker.dir },
+    codecKey,
   };
   const file = path.join(root, 'servers.json');
   writeFileSync(file, JSON.stringify(state, null, 2), { mode: 0o600 });
