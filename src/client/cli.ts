@@ -17,6 +17,8 @@ import { listBackups, targetDir } from '../activities/storage';
 import { type RunbookStatus, approveUpdate, rejectUpdate } from '../workflows/definitions';
 import { UnreachableError, connectClient } from './connection';
 import { desiredSchedules, syncSchedules } from './schedules';
+import { runbookStartMetadata } from './start-options';
+import { startConfiguredCodecServer } from './codec-server';
 
 /**
  * `runbook`: start, inspect and steer runbooks from a terminal. Exit codes: 0 ok, 1 the operation failed,
@@ -105,10 +107,7 @@ export function buildProgram(): Command {
           taskQueue: cfg.temporal.taskQueue,
           workflowId,
           args: [input],
-          typedSearchAttributes: [
-            { key: RUNBOOK_NAME, value: def.name },
-            { key: RUNBOOK_TARGET, value: def.target(input) },
-          ],
+          ...runbookStartMetadata(cfg, def, input, `cli:${operatorName()}`),
         });
         out(globals(), `started ${workflowId}\n  ${webUiLink(cfg, workflowId)}`, { workflowId, runId: handle.firstExecutionRunId });
         if (o.wait) {
@@ -323,6 +322,20 @@ export function buildProgram(): Command {
           registered: missing.map((k) => k.name),
         });
       });
+    });
+
+  program
+    .command('codec-server')
+    .description('serve /decode and /encode for the Web UI with the configured payload codecs (observability.codecServer)')
+    .action(async () => {
+      const cfg = config();
+      const server = await startConfiguredCodecServer(cfg);
+      out(globals(), `codec server on ${server.url} for ${cfg.observability.codecServer?.corsOrigins.join(', ') ?? ''}`, { url: server.url });
+      await new Promise<void>((resolve) => {
+        process.once('SIGINT', resolve);
+        process.once('SIGTERM', resolve);
+      });
+      await server.close();
     });
 
   return program;

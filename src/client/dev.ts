@@ -11,6 +11,7 @@ import { type Config } from '../config/schema';
 import { connectClient } from './connection';
 import { type RunningServer, projectRoot, startPostgres, startRedis, startTemporal, stopPid } from './local-servers';
 import { syncSchedules } from './schedules';
+import { startConfiguredCodecServer } from './codec-server';
 
 /**
  * `npm start`: the whole system on one machine. Temporal dev server (Web UI on :8233, state kept in
@@ -110,6 +111,14 @@ async function main(): Promise<void> {
 
   const [host = '127.0.0.1', portText = '7233'] = config.temporal.address.split(':');
   const local = ['127.0.0.1', 'localhost'].includes(host);
+  // The codec server first: the dev server's Web UI is told where it is (--ui-codec-endpoint).
+  let uiCodecEndpoint: string | undefined;
+  if (config.observability.codecServer) {
+    const codec = await startConfiguredCodecServer(config);
+    started.push({ name: 'codec server', server: { pid: process.pid, port: codec.port, stop: () => codec.close() } });
+    uiCodecEndpoint = codec.uiEndpoint;
+    log(`codec server on ${codec.url} (for ${config.observability.codecServer.corsOrigins.join(', ')})`);
+  }
   if (local && !(await listening('127.0.0.1', Number(portText)))) {
     const uiPort = Number(portText) + 1000;
     const temporal = await startTemporal({
@@ -117,6 +126,7 @@ async function main(): Promise<void> {
       port: Number(portText),
       uiPort,
       logFile: path.join(state, 'temporal.log'),
+      uiCodecEndpoint,
     });
     started.push({ name: 'temporal', server: temporal });
     log(`Temporal dev server on ${temporal.address} (pid ${temporal.pid}); Web UI: http://localhost:${uiPort}`);
