@@ -14,24 +14,24 @@ export class MaskingCodec implements PayloadCodec {
     return Uint8Array.from(bytes, (b) => b ^ this.key);
   }
 
-  async encode(payloads: Payload[]): Promise<Payload[]> {
-    return payloads.map((p) => {
+  encode(payloads: Payload[]): Promise<Payload[]> {
+    return Promise.resolve(payloads.map((p) => {
       const inner = JSON.stringify({
         metadata: Object.fromEntries(Object.entries(p.metadata ?? {}).map(([k, v]) => [k, Buffer.from(v ?? []).toString('base64')])),
         data: Buffer.from(p.data ?? []).toString('base64'),
       });
       return { metadata: { encoding: Buffer.from(MASKED) }, data: this.mask(Buffer.from(inner)) };
-    });
+    }));
   }
 
-  async decode(payloads: Payload[]): Promise<Payload[]> {
-    return payloads.map((p) => {
+  decode(payloads: Payload[]): Promise<Payload[]> {
+    return Promise.resolve(payloads.map((p) => {
       if (Buffer.from(p.metadata?.encoding ?? []).toString() !== MASKED) return p;
       const inner = JSON.parse(Buffer.from(this.mask(p.data ?? new Uint8Array())).toString()) as { metadata: Record<string, string>; data: string };
       return {
         metadata: Object.fromEntries(Object.entries(inner.metadata).map(([k, v]) => [k, Buffer.from(v, 'base64')])),
         data: Buffer.from(inner.data, 'base64'),
       };
-    });
+    }));
   }
 }
