@@ -1,5 +1,8 @@
 import { defaultPayloadConverter } from '@temporalio/common';
+import { stringify } from 'yaml';
 import { type CodecServer, startCodecServer } from '../src/client/codec-server';
+import { runCli, writeConfigFile } from './support/processes';
+import { testConfig, uniqueName } from './support/servers';
 import { MASKED, MaskingCodec } from './support/test-codec';
 
 /** The codec server as the Web UI and the Temporal CLI call it: real HTTP, CORS preflights, the token. */
@@ -73,4 +76,19 @@ test('no token, a wrong token or a bad body: refused with a reason, nothing deco
   const notJson = await post('/decode', 'nope', { Authorization: `Bearer ${TOKEN}` });
   expect(notJson.status).toBe(400);
   expect(JSON.stringify(requests)).not.toContain(TOKEN);
+});
+
+describe('bad observability config: exit 2, the field named, nothing started', () => {
+  test.each([
+    [{ metricsAddress: 'nine-four-six-four' }, 'observability.metricsAddress: must be host:port'],
+    [{ codecServer: { corsOrigins: ['not a url'] } }, 'observability.codecServer.corsOrigins[0]'],
+    [{ codecServer: { token: 'inline-token' } }, 'observability.codecServer.token: must be a secret reference'],
+    [{}, 'observability.codecServer: not configured'],
+  ])('runbook codec-server with observability %j', async (observability, message) => {
+    const { yaml } = testConfig({ taskQueue: uniqueName('codec') });
+    const r = await runCli(['--config', writeConfigFile(`${yaml}${stringify({ observability })}`), 'codec-server']);
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toContain(message);
+    expect(r.stderr).not.toContain('inline-token');
+  });
 });
