@@ -76,6 +76,7 @@ async function embeddedDefault(): Promise<string> {
           redis: [{ name: 'cache', host: '127.0.0.1', port: redisPort, password: { file: path.join(state, 'secrets', 'redis') } }],
         },
         backups: { root: path.join(state, 'backups') },
+        observability: { metricsAddress: `127.0.0.1:${process.env.RUNBOOKS_METRICS_PORT ?? 9464}` },
       }),
   );
   return file;
