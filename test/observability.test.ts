@@ -66,6 +66,20 @@ test('a run started from the CLI carries its story: search attributes, summary, 
   expect(ids).toEqual([backupId]);
 });
 
+test('runbook list filters by the new attributes and shows how each run ended', async () => {
+  const list = async (...args: string[]) => {
+    const r = await runCli(['--config', file, '--json', 'list', '--target', target, ...args]);
+    expect(r.exitCode).toBe(0);
+    return (JSON.parse(r.stdout) as Array<{ workflowId: string; step?: string }>).map((x) => [x.workflowId, x.step]);
+  };
+  expect(await list('--environment', 'non-production', '--triggered-by', 'cli:alice', '--runbook', 'backup')).toEqual([[backupId, 'completed']]);
+  expect(await list('--environment', 'production')).toEqual([]);
+  expect(await list('--triggered-by', 'cli:bob')).toEqual([]);
+  const bad = await runCli(['--config', file, 'list', '--environment', 'staging']);
+  expect(bad.exitCode).toBe(2);
+  expect(bad.stderr).toContain("argument 'staging' is invalid");
+});
+
 test('each activity in the history is labelled with its runbook step', async () => {
   const summaries = async (workflowId: string): Promise<Array<[string, string]>> => {
     const history = await client.workflow.getHandle(workflowId).fetchHistory();
