@@ -7,8 +7,8 @@ import {
   type ScheduleOptionsStartWorkflowAction,
 } from '@temporalio/client';
 import { type Config, durationMs } from '../config/schema';
-import { RUNBOOK_NAME, RUNBOOK_TARGET } from '../config/temporal';
 import { InputError, findRunbook, parseRunbookInput } from '../config/runbooks';
+import { type RunbookStartMetadata, runbookStartMetadata } from './start-options';
 
 /**
  * Temporal Schedules derived from the config: one backup schedule per target (backups.schedule, or the
@@ -33,6 +33,8 @@ export interface DesiredSchedule {
   timezone: string;
   overlap: keyof typeof OVERLAP;
   paused: boolean;
+  /** Search attributes (TriggeredBy = schedule:<id>), summary and memo of every run it starts. */
+  start?: RunbookStartMetadata;
 }
 
 const OVERLAP = {
@@ -126,13 +128,16 @@ export function desiredSchedules(config: Config): DesiredSchedule[] {
   for (const s of out) ids.set(s.scheduleId, (ids.get(s.scheduleId) ?? 0) + 1);
   for (const [id, n] of ids) if (n > 1) problems.push(`schedules: id "${id}" is used ${n} times (backup-<target> ids are taken by target backups)`);
   if (problems.length > 0) throw new InputError(problems);
-  return out;
+  return out.map((d) => ({
+    ...d,
+    start: runbookStartMetadata(config, { ...findRunbook(d.runbook), target: () => d.target }, d.input, `schedule:${d.scheduleId}`),
+  }));
 }
 
 /** A digest of everything sync controls, kept in the schedule's note: equal digest = nothing to update. */
 function digest(d: DesiredSchedule, taskQueue: string): string {
   const h = createHash('sha256')
-    .update(JSON.stringify([d.runbook, d.workflowType, d.workflowIdPrefix, d.input, d.cron, d.timezone, d.overlap, d.paused, taskQueue, ...(d.every ? [d.every] : [])]))
+    .update(JSON.stringify([d.runbook, d.workflowType, d.workflowIdPrefix, d.input, d.cron, d.timezone, d.overlap, d.paused, taskQueue, d.start, ...(d.every ? [d.every] : [])]))
     .digest('hex')
     .slice(0, 16);
   return `managed by ${MANAGED_BY}; config ${h}`;
@@ -145,10 +150,7 @@ function action(d: DesiredSchedule, taskQueue: string): ScheduleOptionsStartWork
     workflowId: d.workflowIdPrefix,
     taskQueue,
     args: [d.input] as never,
-    typedSearchAttributes: [
-      { key: RUNBOOK_NAME, value: d.runbook },
-      { key: RUNBOOK_TARGET, value: d.target },
-    ],
+    ...(d.start ?? {}),
   };
 }
 

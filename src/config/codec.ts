@@ -102,8 +102,17 @@ export function encryptionCodec(config: Config): EncryptionCodec | undefined {
   );
 }
 
+/**
+ * The payload codecs of this deployment, in the order the SDK applies them on encode. Workers, clients and
+ * the codec server (`runbook codec-server`, which lets the Web UI show decrypted payloads) all use this list.
+ */
+export function payloadCodecs(config: Config): PayloadCodec[] {
+  const codec = encryptionCodec(config);
+  return codec ? [codec] : [];
+}
+
 /** The data converter option for Client / Worker: `{ dataConverter }` or nothing. */
 export function dataConverterOptions(config: Config): { dataConverter?: { payloadCodecs: PayloadCodec[] } } {
-  const codec = encryptionCodec(config);
-  return codec ? { dataConverter: { payloadCodecs: [codec] } } : {};
+  const codecs = payloadCodecs(config);
+  return codecs.length ? { dataConverter: { payloadCodecs: codecs } } : {};
 }

@@ -327,6 +327,24 @@ const rotationSchema = z
   })
   .strict();
 
+/** Inspection and operations (issue 9): the worker's /metrics and the codec server for the Web UI. */
+const observabilitySchema = z
+  .object({
+    /** host:port of the worker's Prometheus endpoint (GET /metrics); omitted = no endpoint. */
+    metricsAddress: z.string().regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'must be host:port, e.g. 0.0.0.0:9464').optional(),
+    codecServer: z
+      .object({
+        address: z.string().regex(/^[A-Za-z0-9.-]+:\d{1,5}$/, 'must be host:port, e.g. 127.0.0.1:8888').default('127.0.0.1:8888'),
+        /** Origins of the Web UIs that may call it (the dev server's UI by default). */
+        corsOrigins: z.array(z.string().url()).min(1).default(['http://localhost:8233']),
+        /** Bearer token the callers must present. */
+        token: secretRefSchema.optional(),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict();
+
 export const configSchema = z
   .object({
     temporal: temporalSchema.default(temporalSchema.parse({})),
@@ -344,6 +362,7 @@ export const configSchema = z
     escalation: z.object({ policies: z.record(name, escalationPolicySchema).default({}) }).strict().default({ policies: {} }),
     schedules: z.array(scheduleSchema).default([]),
     rotation: rotationSchema.default(rotationSchema.parse({})),
+    observability: observabilitySchema.default({}),
   })
   .strict()
   .superRefine((cfg, ctx) => {

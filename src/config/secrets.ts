@@ -60,6 +60,8 @@ export function secretFields(config: Config): Array<{ field: string; ref: Secret
   if (email?.password) out.push({ field: 'notifications.email.password', ref: email.password });
   const slack = config.notifications.slack;
   if (slack) out.push({ field: 'notifications.slack.botToken', ref: slack.botToken });
+  const codec = config.observability.codecServer;
+  if (codec?.token) out.push({ field: 'observability.codecServer.token', ref: codec.token });
   return out;
 }
 
