@@ -22,19 +22,21 @@ function app(f: RotationFixture): { stop(): Promise<{ logins: number; failures: 
   let failures = 0;
   let firstFail: number | undefined;
   let lastFail: number | undefined;
-  const loop = (async () => {
+  let env = readEnv(f.envFile);
+  // The restart watcher: when the container has been (re)started, the app has read its .env file again.
+  const watcher = (async () => {
     let started = await containerStartedAt(f.container);
-    let env = readEnv(f.envFile);
-    let lastCheck = performance.now();
     while (running) {
-      if (performance.now() - lastCheck > 100) {
-        lastCheck = performance.now();
-        const now = await containerStartedAt(f.container).catch(() => started);
-        if (now !== started) {
-          started = now;
-          env = readEnv(f.envFile); // restarted: the app reads its config again
-        }
+      await new Promise((r) => setTimeout(r, 50));
+      const now = await containerStartedAt(f.container).catch(() => started);
+      if (now !== started) {
+        started = now;
+        env = readEnv(f.envFile);
       }
+    }
+  })();
+  const loop = (async () => {
+    while (running) {
       logins++;
       try {
         await pgLogin(f.db, env.DB_USER!, env.DB_PASSWORD!);
@@ -48,7 +50,7 @@ function app(f: RotationFixture): { stop(): Promise<{ logins: number; failures: 
   return {
     stop: async () => {
       running = false;
-      await loop;
+      await Promise.all([loop, watcher]);
       return { logins, failures, failingMs: firstFail === undefined ? 0 : lastFail! - firstFail };
     },
   };
