@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { type WorkflowHandle } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { SignJWT, importJWK, jwtVerify, type JWK } from 'jose';
@@ -51,24 +52,35 @@ async function verifies(file: string, token: string): Promise<boolean> {
   }
 }
 
-test('a token signed with the old key verifies during the grace period (max token TTL, 7 days) and fails after it', async () => {
+async function jwtFixture(): Promise<{ jwksFile: string; original: string; oldToken: string; worker: Worker; start: () => Promise<WorkflowHandle<typeof rotateSecrets>> }> {
   const dir = tempDir('jwt');
   const jwksFile = path.join(dir, 'jwks.json');
-  writeFileSync(jwksFile, JSON.stringify({ keys: [{ kty: 'oct', kid: 'old-1', k: randomBytes(32).toString('base64url'), alg: 'HS256', use: 'sig' }] }), { mode: 0o600 });
+  const original = JSON.stringify({ keys: [{ kty: 'oct', kid: 'old-1', k: randomBytes(32).toString('base64url'), alg: 'HS256', use: 'sig' }] });
+  writeFileSync(jwksFile, original, { mode: 0o600 });
   const oldToken = await sign(jwksFile);
-
   const taskQueue = uniqueName('jwt');
   const set = uniqueName('jwt').replace('_', '-');
   const raw = parse(testConfig({ taskQueue }).yaml);
   raw.rotation = { stateDir: path.join(dir, 'state'), sets: [{ name: set, jwt: { jwksFile, maxTokenTtl: '7d' } }] };
   const config = parseConfig(stringify(raw), 'jwt.yaml');
   const worker = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: await workflowBundle(), activities: createActivities({ config }) });
-
-  await worker.runUntil(async () => {
+  const start = async (): Promise<WorkflowHandle<typeof rotateSecrets>> => {
     const handle = await env.client.workflow.start<typeof rotateSecrets>('rotateSecrets', { taskQueue, workflowId: `rotate/${set}`, args: [{ set }] });
-    const step = async (): Promise<string> => (await handle.query<RunbookStatus>('status')).step;
-    for (let i = 0; i < 100 && (await step()) !== 'grace period'; i++) await new Promise((r) => setTimeout(r, 100));
-    expect(await step()).toBe('grace period');
+    for (let i = 0; i < 100 && (await step(handle)) !== 'grace period'; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(await step(handle)).toBe('grace period');
+    return handle;
+  };
+  return { jwksFile, original, oldToken, worker, start };
+}
+
+async function step(handle: WorkflowHandle): Promise<string> {
+  return (await handle.query<RunbookStatus>('status')).step;
+}
+
+test('a token signed with the old key verifies during the grace period (max token TTL, 7 days) and fails after it', async () => {
+  const { jwksFile, oldToken, worker, start } = await jwtFixture();
+  await worker.runUntil(async () => {
+    const handle = await start();
 
     // The new key signs, the old one still verifies.
     const kids = keySet(jwksFile).map((k) => k.kid);
@@ -79,7 +91,7 @@ test('a token signed with the old key verifies during the grace period (max toke
     expect(await verifies(jwksFile, oldToken)).toBe(true);
 
     await env.sleep('6d'); // still inside the grace period
-    expect(await step()).toBe('grace period');
+    expect(await step(handle)).toBe('grace period');
     expect(await verifies(jwksFile, oldToken)).toBe(true);
 
     const result = await handle.result(); // the test server skips the last day
@@ -87,5 +99,20 @@ test('a token signed with the old key verifies during the grace period (max toke
     expect(await verifies(jwksFile, oldToken)).toBe(false);
     expect(await verifies(jwksFile, newToken)).toBe(true);
     expect(keySet(jwksFile).map((k) => k.kid)).toEqual([kids[0]]);
+  });
+});
+
+test('cancelling during the grace period rolls back: the old key signs again, the new one is gone', async () => {
+  const { jwksFile, original, oldToken, worker, start } = await jwtFixture();
+  await worker.runUntil(async () => {
+    const handle = await start();
+    const newToken = await sign(jwksFile);
+    await handle.cancel();
+    await expect(handle.result()).rejects.toThrow();
+    expect(keySet(jwksFile)).toEqual((JSON.parse(original) as { keys: Jwk[] }).keys);
+    expect(await verifies(jwksFile, oldToken)).toBe(true);
+    expect(await verifies(jwksFile, newToken)).toBe(false);
+    const steps = (await handle.query<RunbookStatus>('status')).timeline.map((s) => `${s.step}:${s.state}`);
+    expect(steps.slice(-2)).toEqual(['grace period:failed', 'rollback: withdraw new credential:completed']);
   });
 });

@@ -6,6 +6,7 @@ import { createRunbookWorker } from '../src/workers/worker';
 import { type RotationResult } from '../src/workflows/rotate-secrets';
 import { REPO, authLoop, containerStartedAt, exportedHistory, pgLogin, readEnv, redisLogin, rotationFixture, type RotationFixture } from './support/rotation-fixture';
 import { historyTexts, leakedIn } from './support/history-scan';
+import { recordHistory } from './support/histories';
 import { useDevServer, workflowBundle } from './support/temporal';
 
 const dev = useDevServer();
@@ -33,6 +34,7 @@ test('PostgreSQL and Redis rotate under a client that keeps logging in: no authe
     const { rounds, failures } = await loop.stop();
     expect(failures).toEqual([]);
     expect(rounds).toBeGreaterThan(5);
+    await recordHistory(`rotate/${f.dbSet}`, 'rotate-secrets-postgres');
 
     // PostgreSQL: the idle role took over with a new password; the old role is refused.
     expect(db.plan).toMatchObject({ kind: 'postgres', oldRole: f.roles[0], newRole: f.roles[1] });
@@ -104,6 +106,7 @@ test('a failure after the database password changed rolls back everything: old v
     expect(err).toBeInstanceOf(WorkflowFailedError);
     expect(String((err as WorkflowFailedError).cause?.message)).toMatch(/GitHub secret DB_PASSWORD of acme\/shop failed \(HTTP 422\).*rolled back: the old values are in place everywhere/);
     expect(failures).toEqual([]);
+    await recordHistory(`rotate/${f.dbSet}`, 'rotate-secrets-rollback');
 
     expect(readFileSync(f.envFile, 'utf8')).toBe(f.envText);
     await expect(pgLogin(f.db, f.roles[0], f.initial.dbPassword)).resolves.toBeUndefined();

@@ -2,7 +2,34 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
 import { temporalBinary } from '../../src/client/local-servers';
+import { temporal } from '@temporalio/proto';
+import { ENCRYPTED_ENCODING, KEY_ID_METADATA, open } from '../../src/config/codec';
 import { servers } from './servers';
+import { testCodec } from './temporal';
+
+/**
+ * The history with every encrypted payload replaced by the payload inside it: test runs encrypt with a
+ * key made for the run, and a recorded history must replay later without it.
+ */
+export function decryptHistory(history: unknown): unknown {
+  const codec = testCodec();
+  const walk = (v: unknown): unknown => {
+    if (Array.isArray(v)) return v.map(walk);
+    if (!v || typeof v !== 'object') return v;
+    const o = v as Record<string, unknown>;
+    const meta = o.metadata as Record<string, string> | undefined;
+    if (meta?.encoding && Buffer.from(meta.encoding, 'base64').toString() === ENCRYPTED_ENCODING && typeof o.data === 'string') {
+      const key = codec.key(Buffer.from(meta[KEY_ID_METADATA] ?? '', 'base64').toString());
+      const inner = temporal.api.common.v1.Payload.decode(open(Buffer.from(o.data, 'base64'), key));
+      return {
+        metadata: Object.fromEntries(Object.entries(inner.metadata ?? {}).map(([k, b]) => [k, Buffer.from(b).toString('base64')])),
+        ...(inner.data?.length ? { data: Buffer.from(inner.data).toString('base64') } : {}),
+      };
+    }
+    return Object.fromEntries(Object.entries(o).map(([k, x]) => [k, walk(x)]));
+  };
+  return walk(history);
+}
 
 export const HISTORIES_DIR = path.join(__dirname, '..', 'histories');
 
@@ -16,5 +43,5 @@ export async function recordHistory(workflowId: string, name: string): Promise<v
   const r = await execa(temporalBinary('temporal'), [
     'workflow', 'show', '--workflow-id', workflowId, '--address', servers().temporal.address, '--output', 'json',
   ]);
-  writeFileSync(path.join(HISTORIES_DIR, `${name}.json`), `${String(r.stdout)}\n`);
+  writeFileSync(path.join(HISTORIES_DIR, `${name}.json`), `${JSON.stringify(decryptHistory(JSON.parse(String(r.stdout))), null, 2)}\n`);
 }
