@@ -53,6 +53,7 @@ export function secretFields(config: Config): Array<{ field: string; ref: Secret
   if (email?.password) out.push({ field: 'notifications.email.password', ref: email.password });
   const slack = config.notifications.slack;
   if (slack) out.push({ field: 'notifications.slack.botToken', ref: slack.botToken });
+  if (config.chatops) out.push({ field: 'chatops.signingSecret', ref: config.chatops.signingSecret });
   return out;
 }
 
