@@ -136,7 +136,7 @@ test('a valid command starts one run with the validated input, the requester rec
   expect(started).toHaveLength(1);
   expect(started[0]!.input).toEqual({ target: 'shop', backup: 'latest', dryRun: true, reason: 'orders table damaged', requestedBy: 'alice' });
   expect(started[0]!.workflowId).toBe('restore/shop');
-  expect(findRunbook('backup').workflowId({ target: 'shop' } as never, new Date(1_790_000_000_000))).toBe('backup/shop/2026-09-21T14:13:20Z');
+  expect(findRunbook('backup').workflowId({ target: 'shop' }, new Date(1_790_000_000_000))).toBe('backup/shop/2026-09-21T14:13:20Z');
 });
 
 test('tokenize: quotes group words (Slack sends curly quotes), an open quote is an error', () => {
