@@ -1,6 +1,9 @@
+import { spawn } from 'node:child_process';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { Worker } from '@temporalio/worker';
+import { execa } from 'execa';
 import { parse, stringify } from 'yaml';
+import { freePort, stopPid } from '../src/client/local-servers';
 import { startChatops } from '../src/client/chatops';
 import { type ChatopsServer } from '../src/client/chatops/server';
 import { parseConfig } from '../src/config/load';
@@ -9,6 +12,8 @@ import { type Config } from '../src/config/schema';
 import { createRunbookWorker } from '../src/workers/worker';
 import { type RestoreOutcome } from '../src/workflows/restore-database';
 import { actionBody, commandBody, signedPost } from './support/chat';
+import { recordHistory } from './support/histories';
+import { writeConfigFile } from './support/processes';
 import { damage, databasesLike } from './support/restore-fixture';
 import { createDatabase, testConfig, uniqueName } from './support/servers';
 import { fingerprint, seedShop } from './support/shop-data';
@@ -206,6 +211,7 @@ test('RB-01 from chat with quorum 2: the requester, a non-approver and a second 
 
     const result: RestoreOutcome = await handle.result();
     if (result.outcome !== 'restored') throw new Error(result.outcome);
+    await recordHistory(handle.workflowId, 'restore-chatops-quorum');
     expect(result.approvals?.map((a) => [a.by, a.decision])).toEqual([
       ['bob', 'approved'],
       ['carol', 'approved'],
@@ -239,4 +245,34 @@ test('incident buttons run the Updates acknowledge / resolve with who pressed th
   } finally {
     await s.stop();
   }
+});
+
+test('the ChatOps process (dist/client/chatops/main.js) serves with the config, refuses unsigned requests, and stops on SIGTERM', async () => {
+  const port = await freePort();
+  process.env.TEST_SIGNING_SECRET = SECRET;
+  const raw = parse(testConfig({ taskQueue: uniqueName('chat'), slack: { apiUrl: slack.apiUrl, token: slack.token, channel: 'C0OPS' } }).yaml);
+  raw.chatops = { signingSecret: { env: 'TEST_SIGNING_SECRET' }, port, roles: { ops: [ALICE] }, rules: [{ runbooks: ['*'], run: ['ops'] }] };
+  const file = writeConfigFile(stringify(raw));
+  const missing = await execa(process.execPath, ['dist/client/chatops/main.js', '--config', file], { env: { TEST_SIGNING_SECRET: '' }, reject: false, timeout: 30_000 });
+  expect(missing.exitCode).toBe(2);
+  expect(missing.stderr).toContain('chatops.signingSecret: environment variable TEST_SIGNING_SECRET is not set or empty');
+
+  const child = spawn(process.execPath, ['dist/client/chatops/main.js', '--config', file], { env: { ...process.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+  try {
+    await until(() => output.includes('chatops started'), 30_000).catch((e: unknown) => {
+      throw new Error(`${String(e)}: ${output}`);
+    });
+    expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
+    const unsigned = await signedPost(`http://127.0.0.1:${port}/slack/commands`, SECRET, commandBody({ user_id: ALICE, text: 'list' }), { signature: null });
+    expect(unsigned.status).toBe(401);
+    const signed = await signedPost(`http://127.0.0.1:${port}/slack/commands`, SECRET, commandBody({ user_id: ALICE, text: 'help' }));
+    expect(signed.json().text).toContain('/runbook status <id>');
+    expect(output).not.toContain(SECRET);
+  } finally {
+    await stopPid(child.pid!, 'SIGTERM', 10_000);
+  }
+  expect(child.exitCode ?? child.signalCode).toBe(0);
 });

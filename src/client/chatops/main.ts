@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import pino from 'pino';
 import { ConfigError, configPath, loadConfig } from '../../config/load';
-import { redact } from '../../config/secrets';
+import { redact, resolveSecret } from '../../config/secrets';
 import { connectClient } from '../connection';
 import { startChatops } from './index';
 
@@ -21,6 +21,12 @@ async function main(): Promise<void> {
   }
   if (!config.chatops) {
     process.stderr.write('chatops: not configured (add a chatops section with signingSecret and rules)\n');
+    process.exit(2);
+  }
+  try {
+    resolveSecret(config.chatops.signingSecret, 'chatops.signingSecret');
+  } catch (err) {
+    process.stderr.write(`cannot start ChatOps: ${(err as Error).message}\n`);
     process.exit(2);
   }
   const { client, close } = await connectClient(config);
