@@ -2,7 +2,10 @@ import fc from 'fast-check';
 import { type Backend, ChatOps } from '../src/client/chatops/commands';
 import { parseCommand, tokenize } from '../src/client/chatops/parser';
 import { Rbac } from '../src/client/chatops/rbac';
+import { startChatopsServer } from '../src/client/chatops/server';
 import { sign, verifySignature } from '../src/client/chatops/signature';
+import { commandBody, signedPost } from './support/chat';
+import { startFakeSlack } from './support/slack-api';
 import { parseConfig } from '../src/config/load';
 import { type RunbookDefinition, findRunbook } from '../src/config/runbooks';
 
@@ -158,4 +161,30 @@ test('signatures: v0 HMAC-SHA256 of v0:ts:body; wrong secret, altered body, stal
   expect(verifySignature('s3cret', { signature: good, timestamp: ts }, body, now + 301_000)).toEqual({ ok: false, reason: 'stale timestamp' });
   expect(verifySignature('s3cret', { signature: good, timestamp: ts }, body, now - 301_000)).toEqual({ ok: false, reason: 'stale timestamp' });
   expect(verifySignature('s3cret', { timestamp: ts }, body, now)).toEqual({ ok: false, reason: 'missing signature headers' });
+});
+
+test('a command slower than Slack waits is acknowledged at once and answered on response_url', async () => {
+  const slack = await startFakeSlack();
+  const started: string[] = [];
+  const slow: Backend = {
+    start: async (_def, _input, opts) => {
+      await new Promise((r) => setTimeout(r, 300));
+      started.push(opts.workflowId);
+    },
+    describe: () => Promise.reject(new Error('unused')),
+    list: () => Promise.resolve([]),
+    cancel: () => Promise.resolve(),
+    update: () => Promise.resolve({}),
+  };
+  const server = await startChatopsServer({ chatops: new ChatOps(config, slow, new Rbac(config, () => Promise.resolve([]))), signingSecret: 's', ackWithinMs: 50 });
+  try {
+    const body = commandBody({ user_id: 'UOPS', text: 'backup target=shop', response_url: slack.responseUrl('slow') });
+    const r = await signedPost(`${server.url}/slack/commands`, 's', body);
+    expect(r.json()).toEqual({ response_type: 'ephemeral', text: ':hourglass: working on it…' });
+    for (const deadline = Date.now() + 10_000; !slack.responses.slow && Date.now() < deadline; ) await new Promise((res) => setTimeout(res, 20));
+    expect(slack.responses.slow).toEqual([expect.objectContaining({ response_type: 'in_channel', text: expect.stringContaining(`\`${started[0]}\``) })]);
+  } finally {
+    await server.close();
+    await slack.close();
+  }
 });

@@ -230,6 +230,33 @@ test('RB-01 from chat with quorum 2: the requester, a non-approver and a second 
   }
 });
 
+test('status, list and cancel from chat: a production restore waiting for approval is shown, a user without the role cannot cancel it, an operator can', async () => {
+  const s = await setup({ production: true });
+  try {
+    const b = await command(s, BOB, `backup target=${s.target}`);
+    await dev.client.workflow.getHandle(/`(backup\/[^`]+)`/.exec(b.json().text as string)![1]!).result();
+    await command(s, ALICE, `restore target=${s.target} reason="cancel me"`);
+    const id = `restore/${s.target}`;
+    const status = await until(async () => {
+      const r = (await command(s, MALLORY, `status ${id}`)).json().text as string;
+      return r.includes('waiting for approval 0/1') ? r : undefined;
+    });
+    expect(status).toContain(`\`${id}\` (restoreDatabase) RUNNING`);
+    expect(status).toMatch(/completed +validate/);
+    expect(await until(async () => ((await command(s, MALLORY, `list ${s.target}`)).json().text as string).includes(`RUNNING    \`${id}\``))).toBe(true);
+
+    expect((await command(s, MALLORY, `cancel ${id}`)).json().text).toContain(`<@${MALLORY}> may not run restore on ${s.target}`);
+    expect((await dev.client.workflow.getHandle(id).describe()).status.name).toBe('RUNNING');
+    expect((await command(s, BOB, `cancel ${id}`)).json()).toMatchObject({ response_type: 'in_channel', text: expect.stringContaining(`asked \`${id}\` to cancel`) });
+    await expect(dev.client.workflow.getHandle(id).result()).rejects.toThrow();
+    expect((await dev.client.workflow.getHandle(id).describe()).status.name).toBe('CANCELLED');
+    expect(await databasesLike(s.db)).toEqual([s.db]);
+    expect((await command(s, BOB, 'status restore/no-such-run')).json().text).toBe(':grey_question: no run with id `restore/no-such-run`');
+  } finally {
+    await s.stop();
+  }
+});
+
 test('incident buttons run the Updates acknowledge / resolve with who pressed them (stand-in incident workflow)', async () => {
   const s = await setup();
   const taskQueue = uniqueName('incident');

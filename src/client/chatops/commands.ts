@@ -49,7 +49,7 @@ export interface RunInfo {
 export interface Backend {
   start(def: RunbookDefinition, input: unknown, opts: { workflowId: string; memo: { chat: ChatMemo }; rejectDuplicate: boolean }): Promise<void>;
   describe(workflowId: string): Promise<RunInfo>;
-  list(limit: number): Promise<Array<{ workflowId: string; state: string; startTime: string }>>;
+  list(limit: number, target?: string): Promise<Array<{ workflowId: string; state: string; startTime: string }>>;
   cancel(workflowId: string): Promise<void>;
   update(workflowId: string, update: string, arg: unknown): Promise<unknown>;
 }
@@ -71,7 +71,7 @@ export function helpText(): string {
   return [
     '*/runbook* — operations runbooks as durable workflows',
     '`/runbook <runbook> key=value ... [--dry-run]` start one (values with spaces in quotes)',
-    '`/runbook status <id>` · `/runbook list` · `/runbook cancel <id>`',
+    '`/runbook status <id>` · `/runbook list [target]` · `/runbook cancel <id>`',
     '`/runbook approve|reject <id> [note]` · `/runbook answer <id> retry|skip|abort`',
     ...lines,
   ].join('\n');
@@ -125,7 +125,7 @@ export class ChatOps {
       case 'help':
         return ephemeral(helpText());
       case 'list': {
-        const rows = await this.backend.list(10);
+        const rows = await this.backend.list(10, cmd.target);
         return ephemeral(rows.length ? rows.map((r) => `${r.startTime}  ${r.state.padEnd(10)} \`${r.workflowId}\``).join('\n') : 'no runs yet');
       }
       case 'status': {
@@ -275,9 +275,10 @@ export function temporalBackend(client: Client, config: Config): Backend {
         ...(status ? { status } : {}),
       };
     },
-    async list(limit) {
+    async list(limit, target) {
       const rows: Array<{ workflowId: string; state: string; startTime: string }> = [];
-      for await (const wf of client.workflow.list({ pageSize: limit })) {
+      const query = target ? `${RUNBOOK_TARGET.name} = ${JSON.stringify(target)}` : undefined;
+      for await (const wf of client.workflow.list({ pageSize: limit, query })) {
         rows.push({ workflowId: wf.workflowId, state: wf.status.name, startTime: wf.startTime.toISOString() });
         if (rows.length >= limit) break;
       }

@@ -2,14 +2,14 @@
  * `/runbook ...` as typed in Slack or Mattermost, parsed into a command. Pure and total: any text gives a command
  * or a list of problems, never an exception. Values are validated later against the runbook's zod schema.
  *
- *   /runbook help | list | status <id> | cancel <id>
+ *   /runbook help | list [target] | status <id> | cancel <id>
  *   /runbook <runbook> key=value ... [--dry-run]           values may be quoted: reason="table damaged"
  *   /runbook approve|reject <id> [note ...]                 (the buttons do the same)
  *   /runbook answer <id> retry|skip|abort [note ...]        (a failed step's question)
  */
 export type ChatCommand =
   | { kind: 'help' }
-  | { kind: 'list' }
+  | { kind: 'list'; target?: string }
   | { kind: 'status' | 'cancel'; workflowId: string }
   | { kind: 'approve' | 'reject'; workflowId: string; note?: string }
   | { kind: 'answer'; workflowId: string; answer: 'retry' | 'skip' | 'abort'; note?: string }
@@ -77,7 +77,11 @@ export function parseCommand(rawText: string): ChatCommand {
   if (!tokens) return invalid('a quote is not closed');
   const [verb, ...rest] = tokens;
   if (verb === undefined || verb === 'help') return { kind: 'help' };
-  if (verb === 'list') return rest.length ? invalid('list: takes no arguments') : { kind: 'list' };
+  if (verb === 'list') {
+    if (rest.length === 0) return { kind: 'list' };
+    if (rest.length === 1 && /^[a-z0-9][a-z0-9_-]{0,62}$/.test(rest[0]!)) return { kind: 'list', target: rest[0] };
+    return invalid('list: takes at most a target name');
+  }
   if (verb === 'status' || verb === 'cancel') {
     const id = idArg(verb, tokens);
     if (typeof id !== 'string') return invalid(id.problem);

@@ -25,6 +25,8 @@ export interface ChatopsServerOptions {
   log?: (msg: string, fields?: Record<string, unknown>) => void;
   /** For tests: the clock the signature timestamps are judged by. */
   now?: () => number;
+  /** Answer a command in the response body if it is done within this time (default 2500 ms), else on response_url. */
+  ackWithinMs?: number;
 }
 
 export interface ChatopsServer {
@@ -113,7 +115,7 @@ export async function startChatopsServer(opts: ChatopsServerOptions): Promise<Ch
       });
       seen.set(key, { at: now(), reply: work });
       const late = Symbol('late');
-      const first = await Promise.race([work, new Promise<typeof late>((r) => setTimeout(() => r(late), ACK_WITHIN_MS).unref())]);
+      const first = await Promise.race([work, new Promise<typeof late>((r) => setTimeout(() => r(late), opts.ackWithinMs ?? ACK_WITHIN_MS).unref())]);
       if (first !== late) return reply(res, first);
       // Slower than Slack waits: acknowledge now, the result follows on response_url.
       reply(res, { response_type: 'ephemeral', text: ':hourglass: working on it…' });
