@@ -23,6 +23,7 @@ targets:
     - { name: cache, password: { env: X } }
 chatops:
   signingSecret: { env: SIGNING }
+  people: { UOPS: alice }
   roles: { ops: [UOPS] }
   rules:
     - { runbooks: ['*'], targets: [shop, cache], run: [ops] }

@@ -99,7 +99,7 @@ export class ChatOps {
   ) {}
 
   async command(req: CommandRequest): Promise<Reply> {
-    const actor = actorOf(this.config, req.userId, req.userName);
+    const actor = actorOf(this.config, req.userId);
     const cmd = parseCommand(req.text);
     try {
       return await this.run(cmd, actor, req);
@@ -205,7 +205,7 @@ export class ChatOps {
 
   /** A button press (block_actions). */
   async action(req: ActionRequest): Promise<Reply> {
-    const actor = actorOf(this.config, req.userId, req.userName);
+    const actor = actorOf(this.config, req.userId);
     try {
       switch (req.actionId) {
         case 'runbook_approve':

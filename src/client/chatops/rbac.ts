@@ -4,12 +4,13 @@ import { ruleFor } from '../../config/rbac';
 /** Who pressed a button or typed a command: the Slack user, and the name runs record for them. */
 export interface Actor {
   userId: string;
-  /** chatops.people[userId], else the Slack user name, else the user id. */
+  /** chatops.people[userId], else the user id. Never the Slack user name: users can rename themselves, and a
+   *  requester renamed between request and approval must not pass the no-self-approval check. */
   name: string;
 }
 
-export function actorOf(config: Config, userId: string, userName?: string): Actor {
-  return { userId, name: config.chatops?.people[userId] ?? (userName?.trim() || userId) };
+export function actorOf(config: Config, userId: string): Actor {
+  return { userId, name: config.chatops?.people[userId] ?? userId };
 }
 
 export type Verdict = { ok: true } | { ok: false; reason: string };
