@@ -6,7 +6,7 @@ import {
   ScheduleOverlapPolicy,
   type ScheduleOptionsStartWorkflowAction,
 } from '@temporalio/client';
-import { type Config } from '../config/schema';
+import { type Config, durationMs } from '../config/schema';
 import { RUNBOOK_NAME, RUNBOOK_TARGET } from '../config/temporal';
 import { InputError, findRunbook, parseRunbookInput } from '../config/runbooks';
 
@@ -28,6 +28,8 @@ export interface DesiredSchedule {
   input: unknown;
   target: string;
   cron: string;
+  /** An interval ("90d") instead of the cron expression, for schedules like RB-02's every 90 days. */
+  every?: string;
   timezone: string;
   overlap: keyof typeof OVERLAP;
   paused: boolean;
@@ -80,6 +82,23 @@ export function desiredSchedules(config: Config): DesiredSchedule[] {
       paused: false,
     });
   }
+  // RB-02: each secret set every rotation.every (90 days), unless the set says otherwise or `every: false`.
+  for (const set of config.rotation.sets) {
+    if (set.every === false) continue;
+    out.push({
+      scheduleId: `rotate-${set.name}`,
+      runbook: 'rotate-secrets',
+      workflowType: 'rotateSecrets',
+      workflowIdPrefix: `rotate/${set.name}`,
+      input: { set: set.name, reason: 'scheduled' },
+      target: set.name,
+      cron: '',
+      every: set.every ?? config.rotation.every,
+      timezone: 'UTC',
+      overlap: 'skip',
+      paused: false,
+    });
+  }
   const problems: string[] = [];
   config.schedules.forEach((s, i) => {
     try {
@@ -113,7 +132,7 @@ export function desiredSchedules(config: Config): DesiredSchedule[] {
 /** A digest of everything sync controls, kept in the schedule's note: equal digest = nothing to update. */
 function digest(d: DesiredSchedule, taskQueue: string): string {
   const h = createHash('sha256')
-    .update(JSON.stringify([d.runbook, d.workflowType, d.workflowIdPrefix, d.input, d.cron, d.timezone, d.overlap, d.paused, taskQueue]))
+    .update(JSON.stringify([d.runbook, d.workflowType, d.workflowIdPrefix, d.input, d.cron, d.timezone, d.overlap, d.paused, taskQueue, ...(d.every ? [d.every] : [])]))
     .digest('hex')
     .slice(0, 16);
   return `managed by ${MANAGED_BY}; config ${h}`;
@@ -135,7 +154,7 @@ function action(d: DesiredSchedule, taskQueue: string): ScheduleOptionsStartWork
 
 function options(d: DesiredSchedule, taskQueue: string): Omit<ScheduleOptions, 'scheduleId'> {
   return {
-    spec: { cronExpressions: [d.cron], timezone: d.timezone },
+    spec: d.every ? { intervals: [{ every: durationMs(d.every) }], timezone: d.timezone } : { cronExpressions: [d.cron], timezone: d.timezone },
     action: action(d, taskQueue),
     policies: {
       overlap: OVERLAP[d.overlap],

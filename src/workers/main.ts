@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import pino from 'pino';
 import { ConfigError, configPath, loadConfig } from '../config/load';
+import { encryptionCodec } from '../config/codec';
 import { checkSecrets, redact } from '../config/secrets';
 import { BUNDLE_PATH } from './bundle';
 import { createRunbookWorker } from './worker';
@@ -24,6 +25,11 @@ async function main(): Promise<void> {
   }
   // The ChatOps signing secret is the ChatOps server's, not the worker's.
   const problems = checkSecrets(config).filter((p) => !p.startsWith('chatops.'));
+  try {
+    encryptionCodec(config); // a codec key of the wrong size is a config problem, not a crash
+  } catch (err) {
+    problems.push((err as Error).message);
+  }
   if (problems.length > 0) {
     process.stderr.write(`cannot start the worker, secrets missing:\n${problems.map((p) => `  - ${p}`).join('\n')}\n`);
     process.exit(2);

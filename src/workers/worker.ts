@@ -1,5 +1,6 @@
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities } from '../activities';
+import { dataConverterOptions } from '../config/codec';
 import { type Config } from '../config/schema';
 import { connectionOptions } from '../config/temporal';
 import { crashAfterInterceptor } from './faults';
@@ -28,6 +29,8 @@ export async function createRunbookWorker(opts: RunbookWorkerOptions): Promise<W
     namespace: opts.config.temporal.namespace,
     taskQueue: opts.taskQueue ?? opts.config.temporal.taskQueue,
     activities: createActivities({ config: opts.config }),
+    // temporal.encryption: every payload this worker sends is AES-256-GCM encrypted (src/config/codec.ts).
+    ...dataConverterOptions(opts.config),
     ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: require.resolve('../workflows') }),
     ...(opts.identity ? { identity: opts.identity } : {}),
     // A dump is one long activity per target; a handful at once is plenty for a small shop's hosts.
