@@ -18,7 +18,7 @@ import { damage, databasesLike } from './support/restore-fixture';
 import { createDatabase, testConfig, uniqueName } from './support/servers';
 import { fingerprint, seedShop } from './support/shop-data';
 import { type FakeSlack, startFakeSlack } from './support/slack-api';
-import { useDevServer, workflowBundle } from './support/temporal';
+import { testCodec, useDevServer, workflowBundle } from './support/temporal';
 
 // ChatOps end to end: signed Slack requests to the real ChatOps server, runs on the real Temporal dev server and a
 // real worker against the shared PostgreSQL, chat through the local Slack Web API (test/support/slack-api.ts).
@@ -260,7 +260,12 @@ test('status, list and cancel from chat: a production restore waiting for approv
 test('incident buttons run the Updates acknowledge / resolve with who pressed them (stand-in incident workflow)', async () => {
   const s = await setup();
   const taskQueue = uniqueName('incident');
-  const worker = await Worker.create({ connection: dev.workerConnection, taskQueue, workflowsPath: require.resolve('./support/incident-standin') });
+  const worker = await Worker.create({
+    connection: dev.workerConnection,
+    taskQueue,
+    workflowsPath: require.resolve('./support/incident-standin'),
+    dataConverter: { payloadCodecs: [testCodec()] },
+  });
   try {
     await worker.runUntil(async () => {
       const handle = await dev.client.workflow.start('incidentStandIn', { taskQueue, workflowId: uniqueName('incident') });
