@@ -50,6 +50,10 @@ test.each([
   ['a bad email address', db('notifications:\n  email: { host: smtp, from: a@b.c, to: [not-an-address] }'), 'notifications.email.to[0]: '],
   ['a service on an unknown docker host', db('  services:\n    - { name: api, host: nowhere }').replace('\n\n', '\n'), 'targets.services[0].host: unknown docker host "nowhere"'],
   ['broken YAML', 'targets: [unclosed', 'YAML: '],
+  ['an inline chatops signing secret', db('chatops: { signingSecret: abc123 }'), 'chatops.signingSecret: must be a secret reference'],
+  ['a chatops rule naming an unknown role', db('chatops:\n  signingSecret: { env: S }\n  rules: [{ runbooks: [restore], run: [dbas] }]'), 'chatops.rules[0].run[0]: unknown role "dbas"'],
+  ['a chatops quorum of 0', db('chatops:\n  signingSecret: { env: S }\n  rules: [{ runbooks: [restore], quorum: 0 }]'), 'chatops.rules[0].quorum: '],
+  ['a chatops person that is not a Slack user id', db('chatops:\n  signingSecret: { env: S }\n  people: { alice: alice }'), 'chatops.people.alice: '],
 ])('%s is refused with the path of the field', (_what, yaml, expected) => {
   const issues = issuesOf(yaml);
   expect(issues.some((i) => i.startsWith(expected))).toBe(true);

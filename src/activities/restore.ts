@@ -4,6 +4,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { execa } from 'execa';
 import type pg from 'pg';
 import { type Config, type DatabaseTarget, type RestoreCheck, durationMs } from '../config/schema';
+import { approvalPolicy } from '../config/rbac';
 import { redact } from '../config/secrets';
 import { findDatabase, libpqEnv, pgBin, withPgClient } from './postgres';
 import { runHeartbeated } from './process';
@@ -37,6 +38,10 @@ export interface RestorePlan {
   jobs: number;
   keepOldForMs: number;
   approvalTimeoutMs: number;
+  /** chatops.rules ask for an approval although the target is not production (optional: older plans lack it). */
+  approvalRequired?: boolean;
+  /** Different approvers the gate needs (chatops.rules quorum; 1 without a rule). */
+  approvalQuorum?: number;
   checks: RestoreCheck[];
 }
 
@@ -91,6 +96,7 @@ export async function planRestore(config: Config, input: PlanRestoreInput): Prom
     return { name, dockerHost: host.dockerHost, containers: svc.containers, healthUrl: svc.healthUrl };
   });
   const verify = input.purpose === 'verify';
+  const approval = approvalPolicy(config, 'restore', db.name);
   return {
     target: db.name,
     database: db.database,
@@ -103,6 +109,8 @@ export async function planRestore(config: Config, input: PlanRestoreInput): Prom
     jobs: db.restore.jobs,
     keepOldForMs: durationMs(db.restore.keepOldFor),
     approvalTimeoutMs: durationMs(db.restore.approvalTimeout),
+    approvalRequired: approval.required,
+    approvalQuorum: approval.quorum,
     checks: db.restore.checks,
   };
 }

@@ -14,7 +14,7 @@ import { InputError, type RunbookDefinition, findRunbook, parseRunbookInput, run
 import { ENVIRONMENT, RUNBOOK_NAME, RUNBOOK_STATUS, RUNBOOK_TARGET, SEARCH_ATTRIBUTES, TRIGGERED_BY } from '../config/temporal';
 import { checkSecrets, redact } from '../config/secrets';
 import { listBackups, targetDir } from '../activities/storage';
-import { type RunbookStatus, approveUpdate, rejectUpdate } from '../workflows/definitions';
+import { type RunbookStatus, approveUpdate, rejectUpdate, stepDecisionUpdate } from '../workflows/definitions';
 import { UnreachableError, connectClient } from './connection';
 import { desiredSchedules, syncSchedules } from './schedules';
 import { runbookStartMetadata } from './start-options';
@@ -74,6 +74,8 @@ function formatStatus(s: RunbookStatus): string {
   for (const t of s.timeline) {
     lines.push(`  ${t.startedAt}  ${t.step.padEnd(12)} ${t.state.padEnd(9)} ${t.detail ?? ''}`.trimEnd());
   }
+  if (s.approval) lines.push(`  waiting for approval: ${s.approval.approvedBy.length}/${s.approval.quorum}${s.approval.approvedBy.length ? ` (${s.approval.approvedBy.join(', ')})` : ''}`);
+  if (s.question) lines.push(`  QUESTION: "${s.question.step}" failed: ${s.question.error}\n  answer with: runbook answer <id> ${s.question.options.join('|')}`);
   return lines.join('\n');
 }
 
@@ -240,10 +242,31 @@ export function buildProgram(): Command {
               if (err instanceof WorkflowUpdateFailedError) throw new InputError([`${kind}: ${err.cause?.message ?? err.message}`]);
               throw err;
             });
-          out(globals(), `${record.decision} by ${record.by} at ${record.at}`, record);
+          out(globals(), `${record.decision} by ${record.by} at ${record.at}${record.pending ? ` (${record.pending} more approval(s) needed)` : ''}`, record);
         });
       });
   }
+
+  program
+    .command('answer <workflowId> <answer>')
+    .description('answer a failed step\'s question: retry, skip (where the step allows it) or abort')
+    .option('--by <name>', 'who answers (recorded in the run; default $RUNBOOK_USER or the login name)')
+    .option('--step <step>', 'the step the answer is for (refused if another step is waiting)')
+    .option('--note <text>', 'why')
+    .action(async (workflowId: string, answer: string, o: { by?: string; step?: string; note?: string }) => {
+      if (answer !== 'retry' && answer !== 'skip' && answer !== 'abort') throw new InputError([`answer: must be retry, skip or abort, got "${answer}"`]);
+      const cfg = config();
+      await withClient(cfg, async (client) => {
+        const record = await client.workflow
+          .getHandle(workflowId)
+          .executeUpdate(stepDecisionUpdate, { args: [{ answer, by: o.by ?? operatorName(), ...(o.step ? { step: o.step } : {}), ...(o.note ? { note: o.note } : {}) }] })
+          .catch((err: unknown) => {
+            if (err instanceof WorkflowUpdateFailedError) throw new InputError([`answer: ${err.cause?.message ?? err.message}`]);
+            throw err;
+          });
+        out(globals(), `${record.answer} "${record.step}" by ${record.by} at ${record.at}`, record);
+      });
+    });
 
   program
     .command('backups <target>')

@@ -165,6 +165,12 @@ async function main(): Promise<void> {
     log(`worker exited (${code}); stopping the rest`);
     void shutdown(code ?? 1);
   });
+  // ChatOps (issue 8): the Slack-compatible command/button server, when the config has a chatops section.
+  if (config.chatops) {
+    const chat = spawn(process.execPath, [path.join(root, 'dist', 'client', 'chatops', 'main.js'), '--config', file], { stdio: 'inherit' });
+    if (chat.pid) started.push({ name: 'chatops', server: { pid: chat.pid, port: config.chatops.port, stop: () => stopPid(chat.pid!, 'SIGTERM', 10_000) } });
+    log(`ChatOps on http://${config.chatops.host}:${config.chatops.port}/slack/commands (slash commands) and /slack/actions (buttons)`);
+  }
   log(`config: ${path.relative(process.cwd(), file)}`);
   log(`try:    npm run runbook -- start backup -p target=${config.targets.databases[0]?.name ?? '<target>'} --wait`);
   log('Ctrl-C stops everything started here.');

@@ -247,6 +247,46 @@ const scheduleSchema = z
   .strict()
   .refine((s) => isValidTimeZone(s.timezone), { message: 'unknown IANA timezone', path: ['timezone'] });
 
+/**
+ * ChatOps (src/client/chatops): Slack-compatible slash commands and buttons, and who may do what (RBAC).
+ * Everyone is named by a Slack user id (U...), a Slack user group id (S...) or a role name from `roles`.
+ */
+const chatopsRuleSchema = z
+  .object({
+    /** Runbook names, or "*". */
+    runbooks: z.array(z.string().min(1)).min(1),
+    /** Target names, or "*". */
+    targets: z.array(z.string().min(1)).default(['*']),
+    /** Who may start (and cancel, retry, skip or abort) these runbooks on these targets. */
+    run: z.array(z.string().min(1)).default([]),
+    /** Who may approve or reject them at an approval gate. */
+    approve: z.array(z.string().min(1)).default([]),
+    /** Ask for approval even when the target is not `production: true`. */
+    approval: z.boolean().default(false),
+    /** How many different approvers a run needs (never the requester). */
+    quorum: z.number().int().min(1).max(10).default(1),
+  })
+  .strict();
+export type ChatopsRule = z.infer<typeof chatopsRuleSchema>;
+
+const chatopsSchema = z
+  .object({
+    /** Slack app signing secret: every request is checked against it (v0 HMAC-SHA256). */
+    signingSecret: secretRefSchema,
+    host: z.string().default('127.0.0.1'),
+    port: port.default(3000),
+    /** Slack user id → the operator name recorded in runs (the CLI's $RUNBOOK_USER), so one person is one name. */
+    people: z.record(z.string().regex(/^[UW][A-Z0-9]+$/, 'must be a Slack user id (U...)'), z.string().min(1)).default({}),
+    /** Role name → Slack user ids (U...) and user group ids (S...). */
+    roles: z.record(name, z.array(z.string().regex(/^[USW][A-Z0-9]+$/, 'must be a Slack user id (U...) or user group id (S...)'))).default({}),
+    /** The first rule matching (runbook, target) decides; no rule = nobody may run it from chat. */
+    rules: z.array(chatopsRuleSchema).default([]),
+    /** Who may acknowledge / resolve incidents from their buttons; empty = anyone in the channel. */
+    incidents: z.array(z.string().min(1)).default([]),
+  })
+  .strict();
+export type ChatopsConfig = z.infer<typeof chatopsSchema>;
+
 // --- RB-02 secret rotation (WF-06) ---
 
 const envKey = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name');
@@ -361,6 +401,7 @@ export const configSchema = z
     notifications: notificationsSchema.default({}),
     escalation: z.object({ policies: z.record(name, escalationPolicySchema).default({}) }).strict().default({ policies: {} }),
     schedules: z.array(scheduleSchema).default([]),
+    chatops: chatopsSchema.optional(),
     rotation: rotationSchema.default(rotationSchema.parse({})),
     observability: observabilitySchema.default({}),
   })
@@ -404,6 +445,20 @@ export const configSchema = z
       if (ids.has(s.id)) ctx.addIssue({ code: 'custom', path: ['schedules', i, 'id'], message: `duplicate schedule id "${s.id}"` });
       ids.add(s.id);
     });
+    const chat = cfg.chatops;
+    if (chat) {
+      const who = (list: string[], path: (string | number)[]): void =>
+        list.forEach((w, k) => {
+          if (!/^[USW][A-Z0-9]+$/.test(w) && !(w in chat.roles)) {
+            ctx.addIssue({ code: 'custom', path: ['chatops', ...path, k], message: `unknown role "${w}" (not in chatops.roles, not a Slack id)` });
+          }
+        });
+      chat.rules.forEach((r, i) => {
+        who(r.run, ['rules', i, 'run']);
+        who(r.approve, ['rules', i, 'approve']);
+      });
+      who(chat.incidents, ['incidents']);
+    }
   });
 
 export type Config = z.infer<typeof configSchema>;

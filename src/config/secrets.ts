@@ -62,6 +62,7 @@ export function secretFields(config: Config): Array<{ field: string; ref: Secret
   if (slack) out.push({ field: 'notifications.slack.botToken', ref: slack.botToken });
   const codec = config.observability.codecServer;
   if (codec?.token) out.push({ field: 'observability.codecServer.token', ref: codec.token });
+  if (config.chatops) out.push({ field: 'chatops.signingSecret', ref: config.chatops.signingSecret });
   return out;
 }
 

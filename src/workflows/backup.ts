@@ -3,6 +3,11 @@ import type { BackupManifest, PruneResult, RunbookActivities } from '../activiti
 import type { BackupInput } from '../config/runbooks';
 import { QUICK } from './activity-options';
 import { Progress, errorMessage } from './progress';
+import { AskOnFailure } from './ask-on-failure';
+import { ChatThread } from './chat';
+
+/** How long a failed prune or notification waits for an answer before it is skipped (the backup itself is done). */
+const ANSWER_WITHIN_MS = 3_600_000;
 
 // Dumps can be long: liveness comes from heartbeats (a killed worker is noticed in 15 s), not from the total.
 // A cancelled run waits for the dump to stop and remove its temp file, so "cancelled" means "nothing left".
@@ -38,7 +43,16 @@ function compactStamp(d: Date): string {
  * retention policy. Any failure emails the operators once and fails the run, so it shows red in the UI.
  */
 export async function backup(input: BackupInput): Promise<BackupResult> {
-  const progress = new Progress('backup');
+  const chat = ChatThread.fromMemo(`backup of ${input.target}`);
+  const progress = new Progress('backup', chat);
+  try {
+    return await runBackup(input, progress, new AskOnFailure(progress, chat));
+  } finally {
+    await progress.flush();
+  }
+}
+
+async function runBackup(input: BackupInput, progress: Progress, ask: AskOnFailure): Promise<BackupResult> {
   const info = workflowInfo();
   const startedAt = new Date();
   // Unique per run and stable across retries: the key every activity below is idempotent on.
@@ -56,11 +70,17 @@ export async function backup(input: BackupInput): Promise<BackupResult> {
       () => (input.kind === 'postgres' ? dumpPostgres(snapshotInput) : snapshotRedis(snapshotInput)),
       (m) => `${m.file}: ${m.sizeBytes} bytes, sha256 ${m.sha256.slice(0, 12)}…`,
     );
+    // A prune that keeps failing asks (retry / skip / abort); skipped, the next backup prunes.
     const retention = input.prune
-      ? await progress.step(
+      ? await ask.run(
           'prune',
-          () => pruneBackups({ target: input.target, now: startedAt.toISOString() }),
-          (r) => `kept ${r.kept.length}, pruned ${r.pruned.length}`,
+          () =>
+            progress.step(
+              'prune',
+              () => pruneBackups({ target: input.target, now: startedAt.toISOString() }),
+              (r) => `kept ${r.kept.length}, pruned ${r.pruned.length}`,
+            ),
+          { skip: () => undefined, timeoutMs: ANSWER_WITHIN_MS, onTimeout: 'skip' },
         )
       : undefined;
     progress.finish('completed');
@@ -70,7 +90,7 @@ export async function backup(input: BackupInput): Promise<BackupResult> {
     if (isCancellation(err)) throw err;
     const reason = errorMessage(err);
     try {
-      await progress.step('notify', () =>
+      await ask.run('notify', () => progress.step('notify', () =>
         sendEmail({
           idempotencyKey: `${info.workflowId}/${info.runId}/backup-failed`,
           subject: `[runbook] backup of ${input.target} FAILED`,
@@ -84,7 +104,7 @@ export async function backup(input: BackupInput): Promise<BackupResult> {
             `Inspect it with: runbook describe ${info.workflowId}`,
           ].join('\n'),
         }),
-      );
+      ), { skip: () => undefined, timeoutMs: ANSWER_WITHIN_MS, onTimeout: 'skip' });
     } catch {
       // The notify step records its own failure in the timeline; the run still fails with the backup's reason.
     }

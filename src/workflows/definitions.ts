@@ -15,6 +15,10 @@ export interface RunbookStatus {
   step: string;
   state: 'running' | 'completed' | 'failed';
   timeline: StepRecord[];
+  /** A failed step waiting for an operator's answer (see ask-on-failure.ts). */
+  question?: StepQuestion;
+  /** An approval gate waiting for decisions. */
+  approval?: { quorum: number; approvedBy: string[]; requestedBy?: string };
 }
 
 /** Every runbook answers this query. */
@@ -29,6 +33,8 @@ export interface ApprovalDecision {
 export interface ApprovalRecord extends ApprovalDecision {
   decision: 'approved' | 'rejected';
   at: string;
+  /** Approvals still needed after this one (quorum); 0 = the gate is open. */
+  pending?: number;
 }
 
 /** Approval gates: a Temporal Update, so the caller learns at once whether the decision was accepted. */
@@ -36,3 +42,41 @@ export const approveUpdate = defineUpdate<ApprovalRecord, [ApprovalDecision]>('a
 export const rejectUpdate = defineUpdate<ApprovalRecord, [ApprovalDecision]>('reject');
 /** Keep the pre-restore database instead of dropping it when its time is up. */
 export const keepSignal = defineSignal<[ApprovalDecision]>('keep');
+
+/** A failed step asks what to do instead of failing the run: retry it, skip it (where allowed), or abort. */
+export type StepAnswer = 'retry' | 'skip' | 'abort';
+
+export interface StepQuestion {
+  step: string;
+  /** Why the step failed (after its retries). */
+  error: string;
+  options: StepAnswer[];
+  askedAt: string;
+}
+
+export interface StepDecision {
+  answer: StepAnswer;
+  by: string;
+  /** The step the answer is meant for: an answer to an older question is refused. */
+  step?: string;
+  note?: string;
+}
+
+export interface StepDecisionRecord extends StepDecision {
+  step: string;
+  at: string;
+}
+
+export const stepDecisionUpdate = defineUpdate<StepDecisionRecord, [StepDecision]>('stepDecision');
+
+/**
+ * Where a run started from chat reports (the workflow memo `chat`): its progress message in `channel`, questions
+ * and approvals in that message's thread. Runs without it (CLI, schedules) report nowhere but the status query.
+ */
+export interface ChatMemo {
+  channel: string;
+  /** Who asked, as recorded in runs (operator name). */
+  requestedBy?: string;
+  /** The Web UI link of the run. */
+  link?: string;
+}

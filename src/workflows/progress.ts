@@ -2,22 +2,39 @@ import { setCurrentDetails, setHandler } from '@temporalio/workflow';
 import { type RunbookStatus, type StepRecord, statusQuery } from './definitions';
 import { currentStep, observer, runbookName, setCurrentStep, setRunbookStatus, stepLabel } from './observe';
 
+/** Told about every change of a run's status (the chat thread's progress message). Must not throw. */
+export interface ProgressReporter {
+  report(status: RunbookStatus): Promise<void>;
+}
+
 /**
  * Tracks a runbook's steps for the `status` query, the Web UI (step name as the summary of each activity
- * and timer, the timeline as the run's "current details", RunbookStatus search attribute) and the worker's
- * metrics. Workflow time (Date) is deterministic on replay.
+ * and timer, the timeline as the run's "current details", RunbookStatus search attribute), the worker's
+ * metrics and, for runs started from chat, the progress message in the thread. Workflow time (Date) is
+ * deterministic on replay.
  */
 export class Progress {
   private readonly timeline: StepRecord[] = [];
   private state: RunbookStatus['state'] = 'running';
+  private extra: Pick<RunbookStatus, 'question' | 'approval'> = {};
 
-  constructor(private readonly runbook: string) {
+  constructor(
+    private readonly runbook: string,
+    private readonly reporter?: ProgressReporter,
+  ) {
     setHandler(statusQuery, () => this.status());
   }
 
   status(): RunbookStatus {
     const last = this.timeline[this.timeline.length - 1];
-    return { runbook: this.runbook, step: last?.step ?? 'starting', state: this.state, timeline: this.timeline.map((s) => ({ ...s })) };
+    return {
+      runbook: this.runbook,
+      step: last?.step ?? 'starting',
+      state: this.state,
+      timeline: this.timeline.map((s) => ({ ...s })),
+      ...(this.extra.question ? { question: { ...this.extra.question } } : {}),
+      ...(this.extra.approval ? { approval: { ...this.extra.approval } } : {}),
+    };
   }
 
   /** Run one step, recording when it started and how it ended. */
@@ -26,6 +43,7 @@ export class Progress {
     this.timeline.push(record);
     this.publish();
     setRunbookStatus(name);
+    await this.report();
     const outer = currentStep();
     setCurrentStep(name);
     try {
@@ -42,7 +60,15 @@ export class Progress {
       record.endedAt = new Date().toISOString();
       observer()?.stepFinished(runbookName(), stepLabel(name), record.state === 'failed' ? 'failed' : 'completed', Date.parse(record.endedAt) - Date.parse(record.startedAt));
       this.publish();
+      await this.report();
     }
+  }
+
+  /** Show (or clear, with undefined) a pending question or approval gate in the status. */
+  async show(extra: Pick<RunbookStatus, 'question' | 'approval'>): Promise<void> {
+    this.extra = { ...this.extra, ...extra };
+    this.publish();
+    await this.report();
   }
 
   finish(state: 'completed' | 'failed'): void {
@@ -55,6 +81,15 @@ export class Progress {
   private publish(): void {
     const rows = this.timeline.map((s) => `| ${s.step} | ${s.state} | ${s.startedAt.slice(11, 19)} | ${(s.detail ?? '').replace(/\|/g, '\\|').replace(/\n/g, ' ')} |`);
     setCurrentDetails([`**${this.runbook}**: ${this.state}`, '', '| step | state | started (UTC) | detail |', '| --- | --- | --- | --- |', ...rows].join('\n'));
+  }
+
+  /** Report the final state; call once before the run returns. */
+  async flush(): Promise<void> {
+    await this.report();
+  }
+
+  private async report(): Promise<void> {
+    if (this.reporter) await this.reporter.report(this.status());
   }
 }
 

@@ -14,6 +14,8 @@ import type { RestoreInput } from '../config/runbooks';
 import { type ApprovalDecision, type ApprovalRecord, approveUpdate, keepSignal, rejectUpdate } from './definitions';
 import { LONG, QUICK } from './activity-options';
 import { Progress, errorMessage } from './progress';
+import { AskOnFailure } from './ask-on-failure';
+import { ChatThread } from './chat';
 
 const quick = proxyActivities<RunbookActivities>(QUICK);
 
@@ -28,11 +30,14 @@ const health = proxyActivities<RunbookActivities>({
 
 export type RestoreOutcome =
   | { outcome: 'dry-run'; plan: RestorePlan; steps: string[] }
-  | { outcome: 'not approved'; reason: 'timeout' | 'rejected'; decision?: ApprovalRecord; plan: RestorePlan }
+  | { outcome: 'not approved'; reason: 'timeout' | 'rejected'; decision?: ApprovalRecord; approvals?: ApprovalRecord[]; plan: RestorePlan }
   | {
       outcome: 'restored';
       plan: RestorePlan;
+      /** The decision that opened the gate (the last approval of the quorum). */
       approval?: ApprovalRecord;
+      /** Every approval, in order (quorum > 1 needs several different approvers). */
+      approvals?: ApprovalRecord[];
       safetySnapshot: BackupManifest;
       /** From the first service stopped (or the swap, without services) to the last one started again. */
       downtimeMs: number;
@@ -51,17 +56,39 @@ type Compensation = { step: string; run: () => Promise<unknown> };
  * child workflow drops it after restore.keepOldFor unless someone signals `keep`.
  */
 export async function restoreDatabase(input: RestoreInput): Promise<RestoreOutcome> {
-  const progress = new Progress('restoreDatabase');
+  // Started from chat: progress, the approval request and questions go to its thread (memo `chat`).
+  const chat = ChatThread.fromMemo(`restore of ${input.target}`);
+  const progress = new Progress('restoreDatabase', chat);
+  try {
+    return await restore(input, progress, chat);
+  } finally {
+    await progress.flush();
+  }
+}
+
+async function restore(input: RestoreInput, progress: Progress, chat: ChatThread | undefined): Promise<RestoreOutcome> {
   const info = workflowInfo();
+  // Steps before production is touched ask an operator when they fail after their retries (retry / abort).
+  const ask = new AskOnFailure(progress, chat);
   const restoreId = info.runId.replace(/-/g, '').slice(-8);
 
+  // The gate opens with `quorum` approvals by different people (never the requester); one reject closes it.
   let decision: ApprovalRecord | undefined;
+  const approvals: ApprovalRecord[] = [];
+  let quorum = 1;
   let awaitingApproval = false;
   // People are compared by normalised name: "Alice " and "alice" are the same person.
   const person = (name: string | undefined): string => (name ?? '').trim().toLowerCase();
   const decide = (kind: ApprovalRecord['decision']) => (d: ApprovalDecision) => {
-    decision = { ...d, by: d.by.trim(), decision: kind, at: new Date().toISOString() };
-    return decision;
+    const record: ApprovalRecord = { ...d, by: d.by.trim(), decision: kind, at: new Date().toISOString() };
+    if (kind === 'approved') {
+      approvals.push(record);
+      record.pending = Math.max(0, quorum - approvals.length);
+      if (record.pending === 0) decision = record;
+    } else {
+      decision = record;
+    }
+    return record;
   };
   const validate = (d: ApprovalDecision): void => {
     if (!awaitingApproval) throw new Error('this restore is not waiting for an approval');
@@ -70,16 +97,21 @@ export async function restoreDatabase(input: RestoreInput): Promise<RestoreOutco
     if (input.requestedBy && person(d.by) === person(input.requestedBy)) {
       throw new Error(`by: ${d.by.trim()} requested this restore and cannot approve it`);
     }
+    if (approvals.some((a) => person(a.by) === person(d.by))) {
+      throw new Error(`by: ${d.by.trim()} has already approved; ${quorum - approvals.length} more approver(s) needed`);
+    }
   };
   setHandler(approveUpdate, decide('approved'), { validator: validate });
   setHandler(rejectUpdate, decide('rejected'), { validator: validate });
 
   let plan: RestorePlan;
   try {
-    plan = await progress.step('plan', () => quick.planRestore({ target: input.target, backup: input.backup, restoreId }), (p) =>
-      `backup ${p.backup.id} → ${p.database} (aside ${p.asideDb})`,
+    plan = await ask.run('plan', () =>
+      progress.step('plan', () => quick.planRestore({ target: input.target, backup: input.backup, restoreId }), (p) =>
+        `backup ${p.backup.id} → ${p.database} (aside ${p.asideDb})`,
+      ),
     );
-    await progress.step('validate', () => quick.validateBackup(plan), (v) => `sha256 ok, ${v.entries} archive entries`);
+    await ask.run('validate', () => progress.step('validate', () => quick.validateBackup(plan), (v) => `sha256 ok, ${v.entries} archive entries`));
   } catch (err) {
     progress.finish('failed');
     if (isCancellation(err)) throw err;
@@ -105,21 +137,49 @@ export async function restoreDatabase(input: RestoreInput): Promise<RestoreOutco
     };
   }
 
-  if (plan.production) {
+  if (plan.production || plan.approvalRequired) {
+    quorum = plan.approvalQuorum ?? 1;
     awaitingApproval = true;
+    const waiting = (): Promise<void> =>
+      progress.show({ approval: { quorum, approvedBy: approvals.map((a) => a.by), ...(input.requestedBy ? { requestedBy: input.requestedBy } : {}) } });
+    await waiting();
+    const request = await chat?.approvalRequest(
+      `🔒 Restore of *${plan.target}* from backup \`${plan.backup.id}\` needs ${quorum > 1 ? `${quorum} approvals` : 'an approval'}` +
+        `${input.requestedBy ? ` (requested by ${input.requestedBy}, who cannot approve it)` : ''}. Reason: ${input.reason}`,
+    );
+    const said = (r: ApprovalRecord): string => `${r.by}${r.note ? `: ${r.note}` : ''}`;
     const decided = await progress.step(
       'approval',
-      () => condition(() => decision !== undefined, plan.approvalTimeoutMs),
-      (ok) => (ok && decision ? `${decision.decision} by ${decision.by}${decision.note ? `: ${decision.note}` : ''}` : 'timed out'),
+      async () => {
+        // Each approval short of the quorum shows in the status (and the chat message) at once.
+        for (let seen = 0; ; ) {
+          const ok = await condition(() => decision !== undefined || approvals.length > seen, plan.approvalTimeoutMs);
+          if (!ok || decision) return ok;
+          seen = approvals.length;
+          await waiting();
+        }
+      },
+      (ok) =>
+        ok && decision
+          ? decision.decision === 'approved'
+            ? `approved by ${approvals.map(said).join(', ')}`
+            : `rejected by ${said(decision)}`
+          : 'timed out',
     );
     awaitingApproval = false;
-    if (!decided || decision?.decision !== 'approved') {
+    await progress.show({ approval: undefined });
+    const approved = decided && decision?.decision === 'approved';
+    await chat?.edit(
+      request,
+      approved ? `✅ Approved by ${approvals.map(said).join(', ')}` : decided && decision ? `⛔ Rejected by ${said(decision)}` : '⌛ No decision in time: not restored',
+    );
+    if (!approved) {
       progress.finish('completed');
-      return { outcome: 'not approved', reason: decided ? 'rejected' : 'timeout', decision, plan };
+      return { outcome: 'not approved', reason: decided ? 'rejected' : 'timeout', decision, ...(approvals.length ? { approvals } : {}), plan };
     }
   }
 
-  const safetySnapshot = await progress.step(
+  const safetySnapshot = await ask.run('safety snapshot', () => progress.step(
     'safety snapshot',
     () => long.dumpPostgres({
         target: plan.target,
@@ -130,7 +190,7 @@ export async function restoreDatabase(input: RestoreInput): Promise<RestoreOutco
         purpose: 'safety',
       }),
     (m) => `${m.file} (${m.sizeBytes} bytes)`,
-  );
+  ));
 
   const compensations: Compensation[] = [];
   const allContainers = plan.services.map((s) => ({ dockerHost: s.dockerHost, containers: s.containers }));
@@ -144,8 +204,11 @@ export async function restoreDatabase(input: RestoreInput): Promise<RestoreOutco
     // it, so its drop is registered first and runs after the swap back.
     compensations.push({ step: `drop ${plan.asideDb}`, run: () => quick.dropScratchDatabase({ target: plan.target, database: plan.asideDb }) });
     compensations.push({ step: `drop ${plan.failedDb}`, run: () => quick.dropScratchDatabase({ target: plan.target, database: plan.failedDb }) });
-    await progress.step('restore aside', () => long.restoreAside(plan), (r) => (r.reused ? 'already restored' : `${r.durationMs} ms`));
-    await progress.step('verify copy', () => quick.verifyRestoredCopy(plan), (r) => `${r.length} check(s) passed`);
+    await ask.run('restore aside', () =>
+      progress.step('restore aside', () => long.restoreAside(plan), (r) => (r.reused ? 'already restored' : `${r.durationMs} ms`)),
+    );
+    await ask.run('verify copy', () => progress.step('verify copy', () => quick.verifyRestoredCopy(plan), (r) => `${r.length} check(s) passed`));
+    // From here on services are down or production is swapped: no waiting for people, failures roll back at once.
 
     downtimeStart = Date.now();
     compensations.push({ step: 'start services', run: startServices });
@@ -186,6 +249,7 @@ export async function restoreDatabase(input: RestoreInput): Promise<RestoreOutco
     outcome: 'restored',
     plan,
     approval: decision,
+    ...(approvals.length ? { approvals } : {}),
     safetySnapshot,
     downtimeMs,
     oldDatabase: plan.oldDb,

@@ -3,6 +3,7 @@ import type { CheckResult, RunbookActivities } from '../activities';
 import type { VerifyBackupInput } from '../config/runbooks';
 import { LONG, QUICK } from './activity-options';
 import { Progress, errorMessage } from './progress';
+import { ChatThread } from './chat';
 
 const quick = proxyActivities<RunbookActivities>(QUICK);
 const long = proxyActivities<RunbookActivities>(LONG);
@@ -24,7 +25,16 @@ export interface DrillResult {
  * The result stays on the run, so `runbook describe` (or `runbook last verify-backup <db>`) shows the last drill.
  */
 export async function verifyBackup(input: VerifyBackupInput): Promise<DrillResult> {
-  const progress = new Progress('verifyBackup');
+  const chat = ChatThread.fromMemo(`restore drill of ${input.target}`);
+  const progress = new Progress('verifyBackup', chat);
+  try {
+    return await drill(input, progress);
+  } finally {
+    await progress.flush();
+  }
+}
+
+async function drill(input: VerifyBackupInput, progress: Progress): Promise<DrillResult> {
   const info = workflowInfo();
   const restoreId = info.runId.replace(/-/g, '').slice(-8);
   let scratch: string | undefined;

@@ -4,7 +4,8 @@ import { type AddressInfo } from 'node:net';
 /**
  * A local stand-in for Slack's Web API (https://api.slack.com/web), speaking its real shapes so the product's
  * client (@slack/web-api's WebClient pointed at `apiUrl`) runs unchanged:
- *   POST /api/auth.test, chat.postMessage, chat.update, conversations.history, conversations.replies
+ *   POST /api/auth.test, chat.postMessage, chat.update, conversations.history, conversations.replies,
+ *   usergroups.users.list
  *   bodies as application/x-www-form-urlencoded (what WebClient sends; nested values JSON-encoded) or JSON;
  *   the bot token in `Authorization: Bearer`; replies `{ ok: true, ... }` or `{ ok: false, error }` with HTTP 200.
  * It also records anything POSTed under /response/<id> (a Slack `response_url`), replying "ok".
@@ -35,6 +36,8 @@ export interface FakeSlack {
   calls: SlackCall[];
   messages: SlackMessage[];
   responses: Record<string, unknown[]>;
+  /** User groups (S... → member user ids) for usergroups.users.list. */
+  groups: Record<string, string[]>;
   /** Make the next `n` calls of `method` fail with this error (e.g. "ratelimited", "internal_error"). */
   failNext(method: string, error: string, n?: number): void;
   close(): Promise<void>;
@@ -45,6 +48,7 @@ export async function startFakeSlack(token = 'xoxb-test-token'): Promise<FakeSla
   const messages: SlackMessage[] = [];
   const responses: Record<string, unknown[]> = {};
   const failures = new Map<string, { error: string; n: number }>();
+  const groups: Record<string, string[]> = {};
   const clock = Math.floor(Date.now() / 1000);
   let seq = 0;
   const nextTs = (): string => `${clock}.${String(++seq).padStart(6, '0')}`;
@@ -140,6 +144,10 @@ export async function startFakeSlack(token = 'xoxb-test-token'): Promise<FakeSla
         if (list.length === 0) return reply({ ok: false, error: 'thread_not_found' });
         return reply({ ok: true, messages: list, has_more: false });
       }
+      case 'usergroups.users.list': {
+        const members = groups[str(args.usergroup)];
+        return members ? reply({ ok: true, users: members }) : reply({ ok: false, error: 'no_such_subteam' });
+      }
       default:
         return reply({ ok: false, error: 'unknown_method' });
     }
@@ -154,6 +162,7 @@ export async function startFakeSlack(token = 'xoxb-test-token'): Promise<FakeSla
     calls,
     messages,
     responses,
+    groups,
     failNext(method, error, n = 1) {
       failures.set(method, { error, n });
     },
