@@ -5,6 +5,8 @@ import pino from 'pino';
 import { ConfigError, configPath, loadConfig } from '../config/load';
 import { checkSecrets, redact } from '../config/secrets';
 import { BUNDLE_PATH } from './bundle';
+import { hostTaskQueueName } from '../activities';
+import { createDockerHostWorker } from './docker-host';
 import { createRunbookWorker } from './worker';
 
 /** Worker process: `node dist/workers/main.js [--config runbooks.yaml]`. Stops gracefully on SIGINT/SIGTERM. */
@@ -35,8 +37,18 @@ async function main(): Promise<void> {
   });
   // The bundle `npm run build` made; without it (running from source) the worker bundles at start.
   const workflowBundle = existsSync(BUNDLE_PATH) ? { codePath: BUNDLE_PATH } : undefined;
-  const worker = await createRunbookWorker({ config, workflowBundle });
-  log.info({ taskQueue: config.temporal.taskQueue, namespace: config.temporal.namespace, pid: process.pid }, 'worker started');
+  // `--docker-host NAME`: this process is that docker host's worker (its docker and nginx steps), not the main one.
+  const h = process.argv.indexOf('--docker-host');
+  const dockerHost = h > 0 ? process.argv[h + 1] : undefined;
+  if (h > 0 && !config.targets.dockerHosts.some((d) => d.name === dockerHost)) {
+    process.stderr.write(`--docker-host: unknown docker host "${dockerHost ?? ''}" (known: ${config.targets.dockerHosts.map((d) => d.name).join(', ') || 'none'})\n`);
+    process.exit(2);
+  }
+  const worker = dockerHost
+    ? await createDockerHostWorker({ config, host: dockerHost })
+    : await createRunbookWorker({ config, workflowBundle });
+  const taskQueue = dockerHost ? hostTaskQueueName(dockerHost) : config.temporal.taskQueue;
+  log.info({ taskQueue, namespace: config.temporal.namespace, pid: process.pid }, 'worker started');
   await worker.run();
   log.info('worker stopped');
 }

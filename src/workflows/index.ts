@@ -2,3 +2,4 @@
 export { backup } from './backup';
 export { restoreDatabase, dropDatabaseLater } from './restore-database';
 export { verifyBackup } from './verify-backup';
+export { deploy, scale } from './deploy';

@@ -1,0 +1,32 @@
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { createDockerHostActivities, hostTaskQueueName } from '../activities';
+import { type Config } from '../config/schema';
+import { connectionOptions } from '../config/temporal';
+
+export interface DockerHostWorkerOptions {
+  config: Config;
+  /** A name from targets.dockerHosts: this worker runs that host's docker and nginx steps. */
+  host: string;
+  connection?: NativeConnection;
+  identity?: string;
+}
+
+/**
+ * The worker of one docker host: polls `docker:<host>` and runs only that host's activities (no workflows),
+ * on the machine where its engine and nginx are. The deploy and scale workflows route their steps here.
+ */
+export async function createDockerHostWorker(opts: DockerHostWorkerOptions): Promise<Worker> {
+  if (!opts.config.targets.dockerHosts.some((h) => h.name === opts.host)) {
+    const known = opts.config.targets.dockerHosts.map((h) => h.name);
+    throw new Error(`--docker-host: unknown docker host "${opts.host}" (known: ${known.join(', ') || 'none'})`);
+  }
+  const connection = opts.connection ?? (await NativeConnection.connect(connectionOptions(opts.config)));
+  return Worker.create({
+    connection,
+    namespace: opts.config.temporal.namespace,
+    taskQueue: hostTaskQueueName(opts.host),
+    activities: createDockerHostActivities({ config: opts.config, host: opts.host }),
+    ...(opts.identity ? { identity: opts.identity } : {}),
+    maxConcurrentActivityTaskExecutions: 16,
+  });
+}
