@@ -129,6 +129,9 @@ describe('two docker hosts, one worker each', () => {
     await new Promise((r) => setTimeout(r, 1000));
     hostWorkers[h1] = await startWorkerProcess(configFile, {}, ['--docker-host', h1]);
     expect(await handle.result()).toMatchObject({ outcome: 'deployed', from: `localhost/${a}:v1`, to: `localhost/${a}:v2` });
+    // The step the dead worker held ran again on the restarted one.
+    const history = await handle.fetchHistory();
+    expect((history.events ?? []).some((e) => (e.activityTaskStartedEventAttributes?.attempt ?? 1) > 1)).toBe(true);
     expect(Object.values(await serviceContainers(engine1, a))).toEqual([`localhost/${a}:v2 running`, `localhost/${a}:v2 running`]);
     expect(await versionsSeen(nginxA.url, 20)).toEqual({ v2: 20 });
     // b was never touched

@@ -169,8 +169,9 @@ test('manual rollback during a canary puts the old version back', async () => {
     args: [{ service, image: `${repo}:v5`, strategy: 'canary', canaryPercent: 10, canaryWindow: '60s', maxErrorPercent: 5, maxP95Ms: 2000, backup: false }],
   });
   for (let i = 0; i < 150 && (await handle.query<DeployStatus>('status')).step !== 'watch canary'; i++) await new Promise((r) => setTimeout(r, 200));
-  await expect(handle.executeUpdate('rollback', { args: [{ by: ' ' }] })).rejects.toThrow(/by: who asks/);
-  expect(await handle.executeUpdate('rollback', { args: [{ by: 'alice', reason: 'latency looks odd' }] })).toEqual({ accepted: true, by: 'alice' });
+  await expect(handle.executeUpdate('rollback', { args: [{ by: ' ' }] })).rejects.toMatchObject({ cause: { message: expect.stringContaining('by: who asks') } });
+  const cli = await runCli(['--config', configFile, 'rollback', `deploy/${service}`, '--by', 'alice', '--reason', 'latency looks odd']);
+  expect(cli).toMatchObject({ exitCode: 0, stdout: expect.stringContaining(`rollback of deploy/${service} requested by alice`) });
   const err = await handle.result().then(
     () => undefined,
     (e: unknown) => e as WorkflowFailedError,

@@ -111,13 +111,12 @@ export async function deploy(input: DeployInput): Promise<DeployResult> {
   const drainMs = input.drain ? parseMs(input.drain) : settings.drainMs;
 
   await progress.step('inspect', () => f.refresh(), () => `${f.serving().length} serving: ${f.currentVersions().join(', ') || 'nothing deployed yet'}`);
-  const versions = f.currentVersions();
-  if (versions.length > 1) {
-    throw ApplicationFailure.nonRetryable(`${input.service} serves several versions (${versions.join(', ')}): finish or roll back that first`, 'MixedVersions');
-  }
-  from = versions[0];
+  // Normally one version serves. After a run that was terminated mid-way (a canary left behind) several may:
+  // the one most instances run is "the previous version"; every old instance is replaced all the same.
   const old = f.serving();
-  const count = old.length || settings.instances;
+  const byCount = f.currentVersions().map((v) => ({ v, n: old.filter((i) => i.version === v).length })).sort((x, y) => y.n - x.n);
+  from = byCount[0]?.v;
+  const count = byCount[0]?.n || settings.instances;
 
   const backups: string[] = [];
   if (input.backup) {
@@ -139,6 +138,11 @@ export async function deploy(input: DeployInput): Promise<DeployResult> {
         const victim = old[k];
         await f.route([...old.slice(k + 1), ...fresh].map((i) => ({ port: i.port })), drainMs);
         if (victim) await f.remove([victim.name], `stop ${victim.name}`);
+      }
+      const leftover = old.slice(count);
+      if (leftover.length) {
+        await f.route(fresh.map((i) => ({ port: i.port })), drainMs);
+        await f.remove(leftover.map((i) => i.name), 'stop leftover instances');
       }
     } else if (input.strategy === 'blue-green') {
       const green = await f.startGated(input.image, count, health);
