@@ -17,6 +17,7 @@ import {
   serviceContainers,
   startLoad,
   startNginx,
+  stopLoads,
   versionsSeen,
 } from '../test/support/deploy-fixture';
 
@@ -101,6 +102,7 @@ test('failed requests during a deploy: ours vs the seed scale-to-2 / sleep / sca
     ];
     console.log(`deploy under load, same nginx, wrk 8 connections, seed sleep ${SEED_SLEEP_S} s\n${lines.join('\n')}`);
   } finally {
+    await stopLoads();
     for (const w of workers) w.shutdown();
     await Promise.allSettled(running);
     await nginx.stop();

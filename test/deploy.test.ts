@@ -18,6 +18,7 @@ import {
   serviceContainers,
   startLoad,
   startNginx,
+  stopLoads,
   versionsSeen,
 } from './support/deploy-fixture';
 
@@ -58,6 +59,7 @@ beforeAll(async () => {
 
 // A failed test must not leave its run holding the service's lock for the next one.
 afterEach(async () => {
+  await stopLoads();
   await dev.client.workflow.getHandle(`deploy/${service}`).terminate('test over').catch(() => undefined);
 });
 

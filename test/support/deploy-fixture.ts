@@ -120,6 +120,13 @@ export interface LoadResult {
  * connection: nginx's graceful reload closes idle keep-alive connections, and a request a client writes at that
  * very moment is lost on any nginx reload (a retrying HTTP client resends it); the benchmark shows that count.
  */
+const loads = new Set<number>();
+
+/** Stop (by pid) any load a failed test left running. */
+export async function stopLoads(): Promise<void> {
+  await Promise.all([...loads].map((pid) => stopPid(pid, 'SIGKILL', 5_000)));
+}
+
 export function startLoad(url: string, opts: { connections?: number; keepAlive?: boolean } = {}): { stop(): Promise<LoadResult> } {
   const args = ['-t1', `-c${opts.connections ?? 8}`, '-d3600s', ...(opts.keepAlive ? [] : ['-H', 'Connection: close']), url];
   const child = spawn('wrk', args, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -127,6 +134,8 @@ export function startLoad(url: string, opts: { connections?: number; keepAlive?:
   child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  if (child.pid) loads.add(child.pid);
+  void exited.then(() => child.pid && loads.delete(child.pid));
   return {
     async stop() {
       if (child.pid && child.exitCode === null) process.kill(child.pid, 'SIGINT');
