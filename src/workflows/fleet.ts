@@ -94,9 +94,8 @@ export class Fleet {
         (r) => `healthy after ${Math.max(...r.map((x) => x.healthyAfterMs))} ms`,
       );
     } catch (err) {
-      // Never leave a failed instance behind (nothing routes to it yet).
-      const names = [...started.map((i) => i.name), ...ports.map((p) => `${this.service}-${p}`)];
-      await this.remove([...new Set(names)], 'remove failed instances');
+      // Never leave a failed instance behind (nothing routes to it yet). One cut mid-start is removed by removeUnrouted.
+      await this.remove(started.map((i) => i.name), 'remove failed instances');
       throw err;
     }
     return started;
