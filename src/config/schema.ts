@@ -143,7 +143,7 @@ const serviceDeploySchema = z
     ports: z
       .object({ from: port, to: port })
       .strict()
-      .refine((p) => p.to >= p.from, { message: 'to must be >= from' }),
+      .refine((p) => p.to >= p.from, { message: 'must be >= from', path: ['to'] }),
     /** The environment variable that tells an instance its port. */
     portEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/).default('PORT'),
     health: z
