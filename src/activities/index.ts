@@ -1,4 +1,20 @@
 import { type Config } from '../config/schema';
+import {
+  type AwaitHealthyInput,
+  type HostDeps,
+  type StartInstanceInput,
+  type UpstreamServer,
+  type WatchInput,
+  awaitHealthy,
+  deploySettings,
+  listInstances,
+  pruneImages,
+  readUpstream,
+  removeInstances,
+  setUpstream,
+  startInstance,
+  watchInstance,
+} from './deploy';
 import { type RestartContainersInput, type StartContainersInput, type StopContainersInput, restartContainers, startContainers, stopContainers } from './docker';
 import { type EmailMessage, sendEmail } from './email';
 import { type DumpPostgresInput, dumpPostgres } from './postgres';
@@ -102,8 +118,41 @@ export function createActivities({ config }: Deps) {
     revertNewCredential: heartbeating((ref: rotation.RotationRef) => rotation.revertNewCredential(config, ref)),
     // Idempotent by rotationId: one audit line per rotation; no state file means already finished.
     finishRotation: heartbeating((input: rotation.FinishRotationInput) => rotation.finishRotation(config, input)),
+
+    // Deploy / scale (issue 6). Idempotent: reads the config only.
+    deploySettings: (input: { service: string }) => Promise.resolve().then(() => deploySettings(config, input.service)),
   };
 }
+
+/**
+ * The activities a docker host's worker runs (task queue `docker:<host>`): the engine and the nginx in front
+ * of it are local to that worker. Each refuses a service of another host (WrongHost).
+ */
+// eslint-disable-next-line @typescript-eslint/explicit-module-boundary-types -- the inferred type IS the activity contract
+export function createDockerHostActivities(deps: HostDeps) {
+  return {
+    // Idempotent: read-only.
+    listInstances: heartbeating((input: { service: string }) => listInstances(deps, input)),
+    // Idempotent by container name <service>-<port> plus the version and deploy-id labels: an earlier attempt's container is reused.
+    startInstance: heartbeating((input: StartInstanceInput) => startInstance(deps, input)),
+    // Idempotent: read-only (docker inspect + HTTP probes).
+    awaitHealthy: (input: AwaitHealthyInput) => awaitHealthy(deps, input),
+    // Idempotent: read-only probes.
+    watchInstance: (input: WatchInput) => watchInstance(deps, input),
+    // Idempotent: a container already gone counts as removed.
+    removeInstances: heartbeating((input: { service: string; names: string[]; stopSeconds?: number }) => removeInstances(deps, input)),
+    // Idempotent: only removes, skips what is gone, in use or newer than the deployed image.
+    pruneImages: heartbeating((input: { service: string; repository: string; current: string; keep: number }) => pruneImages(deps, input)),
+    // Idempotent: read-only.
+    readUpstream: (input: { service: string }) => readUpstream(deps, input),
+    // Idempotent by content: atomic replace, nginx -t, then a graceful reload every time.
+    setUpstream: heartbeating((input: { service: string; servers: UpstreamServer[] }) => setUpstream(deps, input)),
+  };
+}
+
+export type DockerHostActivities = ReturnType<typeof createDockerHostActivities>;
+export { hostTaskQueue as hostTaskQueueName } from './deploy';
+export type { DeploySettings, Instance, UpstreamServer, WatchResult } from './deploy';
 
 export type RunbookActivities = ReturnType<typeof createActivities>;
 export type { BackupManifest } from './storage';

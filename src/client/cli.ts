@@ -247,6 +247,28 @@ export function buildProgram(): Command {
       });
   }
 
+  // --- deploy (issue 6) ---
+  program
+    .command('rollback <workflowId>')
+    .description('roll a running deploy back to the previous version at its next step (e.g. during a canary)')
+    .requiredOption('--by <name>', 'who asks (recorded in the run)')
+    .option('--reason <text>', 'why')
+    .action(async (workflowId: string, o: { by: string; reason?: string }) => {
+      const cfg = config();
+      await withClient(cfg, async (client) => {
+        // By name: the CLI does not load workflow code (src/workflows/deploy.ts defines the same 'rollback').
+        const r = await client.workflow
+          .getHandle(workflowId)
+          .executeUpdate<{ accepted: true; by: string }, [{ by: string; reason?: string }]>('rollback', { args: [{ by: o.by, reason: o.reason }] })
+          .catch((err: unknown) => {
+            if (err instanceof WorkflowUpdateFailedError) throw new InputError([`rollback: ${err.cause?.message ?? err.message}`]);
+            throw err;
+          });
+        out(globals(), `rollback of ${workflowId} requested by ${r.by}`, { workflowId, ...r });
+      });
+    });
+  // --- end deploy ---
+
   program
     .command('answer <workflowId> <answer>')
     .description('answer a failed step\'s question: retry, skip (where the step allows it) or abort')

@@ -165,6 +165,12 @@ async function main(): Promise<void> {
     log(`worker exited (${code}); stopping the rest`);
     void shutdown(code ?? 1);
   });
+  // One worker per docker host (task queue docker:<host>): the deploy and scale runbooks' docker and nginx steps.
+  for (const host of config.targets.dockerHosts) {
+    const args = [path.join(root, 'dist', 'workers', 'main.js'), '--config', file, '--docker-host', host.name, '--metrics-address', 'off'];
+    const hw = spawn(process.execPath, args, { stdio: 'inherit' });
+    if (hw.pid) started.push({ name: `docker host worker ${host.name}`, server: { pid: hw.pid, port: 0, stop: () => stopPid(hw.pid!, 'SIGTERM', 30_000) } });
+  }
   // ChatOps (issue 8): the Slack-compatible command/button server, when the config has a chatops section.
   if (config.chatops) {
     const chat = spawn(process.execPath, [path.join(root, 'dist', 'client', 'chatops', 'main.js'), '--config', file], { stdio: 'inherit' });

@@ -53,6 +53,66 @@ function requireSecretSet(params: Record<string, unknown>, config: Config): Reco
   return params;
 }
 
+// --- deploy / scale (issue 6) ---
+/**
+ * An image reference with an explicit tag or digest (no implicit "latest": a deploy must say what it deploys,
+ * and a rollback must be able to name what ran before): [registry[:port]/]path[:tag][@sha256:digest].
+ */
+export const IMAGE_REF =
+  /^(?:[a-z0-9]+(?:[.-][a-z0-9]+)*(?::\d+)?\/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$/;
+const imageRef = z
+  .string()
+  .max(255)
+  .regex(IMAGE_REF, 'must be an image reference like registry.example.com/shop/web:1.4.2 or name@sha256:<64 hex>')
+  .refine((s) => /:[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(s.split('/').pop() ?? '') || s.includes('@sha256:'), 'must name a tag or a digest (no implicit "latest")');
+const durationParam = z.string().regex(/^\d+(ms|s|m|h)$/, 'must be a duration like "500ms", "30s", "5m"');
+const intParam = (min: number, max: number) => z.coerce.number({ error: 'must be a number' }).int('must be a whole number').min(min).max(max);
+
+export const deployInputSchema = z
+  .object({
+    service: targetName,
+    image: imageRef,
+    strategy: z.enum(['rolling', 'blue-green', 'canary']).default('rolling'),
+    /** Health gate overrides (defaults: the service's deploy.health). */
+    healthPath: z.string().startsWith('/', 'must start with "/"').max(200).optional(),
+    expectStatus: intParam(100, 599).optional(),
+    minHealthy: durationParam.optional(),
+    /** Blue-green: how long blue keeps serving in-flight requests after the switch (default: the service's deploy.drain). */
+    drain: durationParam.optional(),
+    /** Canary: the new version's share of requests, in percent, and how long it is watched. */
+    canaryPercent: intParam(1, 99).default(10),
+    canaryWindow: durationParam.default('30s'),
+    /** Canary gate: the most errors (5xx or no answer) in percent, and the slowest p95 latency allowed. */
+    maxErrorPercent: intParam(0, 100).default(5),
+    maxP95Ms: intParam(1, 600_000).default(2000),
+    /** Back up the service's databases (targets.databases[].services) before anything changes. */
+    backup: boolParam.default(false),
+    requestedBy: z.string().max(100).optional(),
+  })
+  .strict();
+export type DeployInput = z.output<typeof deployInputSchema>;
+
+export const scaleInputSchema = z
+  .object({
+    service: targetName,
+    instances: intParam(1, 50),
+    requestedBy: z.string().max(100).optional(),
+    reason: z.string().max(500).optional(),
+  })
+  .strict();
+export type ScaleInput = z.output<typeof scaleInputSchema>;
+
+/** Refuse a service that is not in the config or has no deploy settings. */
+function requireDeployable(params: Record<string, unknown>, config: Config): Record<string, unknown> {
+  if (typeof params.service === 'string') {
+    const svc = config.targets.services.find((s) => s.name === params.service);
+    const known = config.targets.services.filter((s) => s.deploy).map((s) => s.name);
+    if (!svc || !svc.deploy) throw new InputError([`service: unknown deployable service "${params.service}" (known: ${known.join(', ') || 'none'})`]);
+  }
+  return params;
+}
+// --- end deploy / scale ---
+
 /** Refuse a target name that is not a PostgreSQL database in the config. */
 function requireDatabase(params: Record<string, unknown>, config: Config): Record<string, unknown> {
   if (typeof params.target === 'string' && !config.targets.databases.some((d) => d.name === params.target)) {
@@ -134,6 +194,26 @@ export const runbooks = {
     // One rotation per set at a time: a second start is refused while this id runs.
     workflowId: (input) => `rotate/${input.set}`,
     target: (input) => input.set,
+  }),
+  // --- deploy / scale (issue 6) ---
+  deploy: define({
+    name: 'deploy',
+    workflowType: 'deploy',
+    summary: 'WF-11/13: deploy an image with zero downtime (rolling, blue-green or canary), health gates, automatic rollback',
+    input: deployInputSchema,
+    complete: requireDeployable,
+    // One change per service at a time: deploys and scales share this id, so a second one is refused while one runs.
+    workflowId: (input) => `deploy/${input.service}`,
+    target: (input) => input.service,
+  }),
+  scale: define({
+    name: 'scale',
+    workflowType: 'scale',
+    summary: 'RB-03/WF-26: change the number of instances behind the service upstream, without failed requests',
+    input: scaleInputSchema,
+    complete: requireDeployable,
+    workflowId: (input) => `deploy/${input.service}`,
+    target: (input) => input.service,
   }),
 } satisfies Record<string, RunbookDefinition>;
 

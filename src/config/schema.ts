@@ -143,12 +143,59 @@ const dockerHostSchema = z
   })
   .strict();
 
+// --- deploy / scale (issue 6) ---
+/** How the `deploy` and `scale` runbooks run a service's instances and switch its traffic. */
+const serviceDeploySchema = z
+  .object({
+    /** Instances behind the upstream when a deploy starts from nothing. */
+    instances: z.number().int().min(1).max(50).default(2),
+    /** Loopback ports the instances listen on (host network); a rolling deploy needs one spare, blue-green twice the instances. */
+    ports: z
+      .object({ from: port, to: port })
+      .strict()
+      .refine((p) => p.to >= p.from, { message: 'must be >= from', path: ['to'] }),
+    /** The environment variable that tells an instance its port. */
+    portEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/).default('PORT'),
+    health: z
+      .object({
+        path: z.string().startsWith('/').default('/health'),
+        expectStatus: z.number().int().min(100).max(599).default(200),
+        /** An instance must stay healthy this long before it takes traffic. */
+        minHealthy: duration.default('2s'),
+        /** Give up on an instance that is not healthy after this long (seed WF-11: 30 polls × 2 s). */
+        timeout: duration.default('60s'),
+      })
+      .strict()
+      .default({ path: '/health', expectStatus: 200, minHealthy: '2s', timeout: '60s' }),
+    /** After the upstream no longer lists an instance, wait this long before stopping it. */
+    drain: duration.default('3s'),
+    /** Images of the service kept on the host for rollback after a deploy. */
+    keepImages: z.number().int().min(1).default(3),
+    /**
+     * The nginx in front of the service, on the same machine as the docker host (instances listen on its loopback).
+     * `upstreamFile` holds only the `server` lines and is included inside the service's `upstream { }` block.
+     */
+    nginx: z
+      .object({
+        upstreamFile: z.string().min(1),
+        /** Passed to `nginx -t` and `nginx -s reload` as -c / -p (the pid file comes from the config). */
+        conf: z.string().min(1),
+        prefix: z.string().min(1).optional(),
+        binary: z.string().min(1).default('nginx'),
+      })
+      .strict(),
+  })
+  .strict();
+export type ServiceDeployConfig = z.infer<typeof serviceDeploySchema>;
+// --- end deploy / scale ---
+
 const serviceSchema = z
   .object({
     name,
     host: name.describe('docker host name'),
     containers: z.array(z.string().min(1)).default([]),
     healthUrl: z.string().url().optional(),
+    deploy: serviceDeploySchema.optional(),
   })
   .strict();
 
@@ -492,6 +539,8 @@ export type RedisTarget = Config['targets']['redis'][number];
 export type EmailConfig = NonNullable<Config['notifications']['email']>;
 export type SlackConfig = NonNullable<Config['notifications']['slack']>;
 export type ScheduleConfig = Config['schedules'][number];
+export type ServiceConfig = Config['targets']['services'][number];
+export type DockerHostConfig = Config['targets']['dockerHosts'][number];
 
 /** "15m" → 900000. The schema has already checked the shape. */
 export function durationMs(text: string): number {

@@ -9,6 +9,8 @@ import { encryptionCodec } from '../config/codec';
 import { checkSecrets, redact } from '../config/secrets';
 import { BUNDLE_PATH } from './bundle';
 import { createRunbookMetrics, startMetricsServer } from './metrics';
+import { hostTaskQueueName } from '../activities';
+import { createDockerHostWorker } from './docker-host';
 import { createRunbookWorker } from './worker';
 
 /** Log entry metadata with every resolved secret value scrubbed (and secret-looking keys by pino's redact). */
@@ -21,7 +23,10 @@ function scrub(meta: Record<string, unknown> | undefined): Record<string, unknow
   }
 }
 
-/** Worker process: `node dist/workers/main.js [--config runbooks.yaml]`. Stops gracefully on SIGINT/SIGTERM. */
+/**
+ * Worker process: `node dist/workers/main.js [--config runbooks.yaml] [--docker-host NAME] [--metrics-address HOST:PORT|off]`.
+ * Stops gracefully on SIGINT/SIGTERM.
+ */
 async function main(): Promise<void> {
   const i = process.argv.indexOf('--config');
   const file = configPath(i > 0 ? process.argv[i + 1] : undefined);
@@ -52,7 +57,17 @@ async function main(): Promise<void> {
     process.stderr.write(`cannot start the worker, secrets missing:\n${problems.map((p) => `  - ${p}`).join('\n')}\n`);
     process.exit(2);
   }
-  const metricsAddress = config.observability.metricsAddress;
+  // `--docker-host NAME`: this process is that docker host's worker (its docker and nginx steps), not the main one.
+  const h = process.argv.indexOf('--docker-host');
+  const dockerHost = h > 0 ? process.argv[h + 1] : undefined;
+  if (h > 0 && !config.targets.dockerHosts.some((d) => d.name === dockerHost)) {
+    process.stderr.write(`--docker-host: unknown docker host "${dockerHost ?? ''}" (known: ${config.targets.dockerHosts.map((d) => d.name).join(', ') || 'none'})\n`);
+    process.exit(2);
+  }
+  // `--metrics-address HOST:PORT|off` overrides observability.metricsAddress (several workers on one machine).
+  const m = process.argv.indexOf('--metrics-address');
+  const metricsFlag = m > 0 ? process.argv[m + 1] : undefined;
+  const metricsAddress = metricsFlag === 'off' ? undefined : (metricsFlag ?? config.observability.metricsAddress);
   // The SDK's own metrics (Temporal Core: task latencies, slots, polls, ...) on a loopback port; /metrics adds them to ours.
   const sdkMetricsPort = metricsAddress ? await freePort() : undefined;
   Runtime.install({
@@ -69,8 +84,11 @@ async function main(): Promise<void> {
     : undefined;
   // The bundle `npm run build` made; without it (running from source) the worker bundles at start.
   const workflowBundle = existsSync(BUNDLE_PATH) ? { codePath: BUNDLE_PATH } : undefined;
-  const worker = await createRunbookWorker({ config, workflowBundle, metrics });
-  log.info({ taskQueue: config.temporal.taskQueue, namespace: config.temporal.namespace, pid: process.pid, metrics: metricsServer?.url }, 'worker started');
+  const worker = dockerHost
+    ? await createDockerHostWorker({ config, host: dockerHost, metrics })
+    : await createRunbookWorker({ config, workflowBundle, metrics });
+  const taskQueue = dockerHost ? hostTaskQueueName(dockerHost) : config.temporal.taskQueue;
+  log.info({ taskQueue, namespace: config.temporal.namespace, pid: process.pid, metrics: metricsServer?.url }, 'worker started');
   await worker.run();
   await metricsServer?.close();
   log.info('worker stopped');

@@ -3,3 +3,4 @@ export { backup } from './backup';
 export { restoreDatabase, dropDatabaseLater } from './restore-database';
 export { verifyBackup } from './verify-backup';
 export { rotateSecrets } from './rotate-secrets';
+export { deploy, scale } from './deploy';

@@ -31,9 +31,9 @@ export interface WorkerProcess {
 }
 
 /** The real worker binary (dist/workers/main.js) as its own process, ready once it logs "worker started". */
-export async function startWorkerProcess(configFile: string, env: Record<string, string> = {}): Promise<WorkerProcess> {
+export async function startWorkerProcess(configFile: string, env: Record<string, string> = {}, args: string[] = []): Promise<WorkerProcess> {
   requireBuild(WORKER);
-  const child: ChildProcess = spawn(process.execPath, [WORKER, '--config', configFile], {
+  const child: ChildProcess = spawn(process.execPath, [WORKER, '--config', configFile, ...args], {
     env: { ...process.env, ...env, LOG_LEVEL: 'info' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
