@@ -59,6 +59,7 @@ async function embeddedDefault(): Promise<string> {
   if (fresh) await seedDemo(pgPort);
   secret('codec-key', 32, 'base64');
   secret('codec-token');
+  secret('chatops-signing-secret', 16, 'hex');
   const codecKey = path.join(state, 'secrets', 'codec-key');
   const codecToken = path.join(state, 'secrets', 'codec-token');
   writeFileSync(
@@ -87,6 +88,17 @@ async function embeddedDefault(): Promise<string> {
           redis: [{ name: 'cache', host: '127.0.0.1', port: redisPort, password: { file: path.join(state, 'secrets', 'redis') } }],
         },
         backups: { root: path.join(state, 'backups') },
+        // The ChatOps endpoint (Slack-compatible): point a Slack app's slash command at /slack/commands and its
+        // interactivity at /slack/actions, with this signing secret; map your Slack user id in `people`/`roles`.
+        chatops: {
+          signingSecret: { file: path.join(state, 'secrets', 'chatops-signing-secret') },
+          host: '127.0.0.1',
+          port: Number(process.env.RUNBOOKS_CHATOPS_PORT ?? 3000),
+          people: { U0DEMO: 'demo' },
+          roles: { ops: ['U0DEMO'] },
+          rules: [{ runbooks: ['*'], targets: ['*'], run: ['ops'], approve: ['ops'] }],
+          incidents: ['ops'],
+        },
         observability: {
           metricsAddress: `127.0.0.1:${process.env.RUNBOOKS_METRICS_PORT ?? 9464}`,
           codecServer: {
