@@ -7,6 +7,7 @@ import { createDockerHostWorker } from '../src/workers/docker-host';
 import { createRunbookWorker } from '../src/workers/worker';
 import { type DeployResult } from '../src/workflows/deploy';
 import { servers, tempDir, testConfig, uniqueName } from '../test/support/servers';
+import { report } from './support/report';
 import { useDevServer, workflowBundle } from '../test/support/temporal';
 import {
   type LoadResult,
@@ -30,7 +31,7 @@ import {
  * Each runs twice: wrk with `Connection: close` (what the tests assert on) and with keep-alive connections,
  * where any graceful `nginx -s reload` can lose a request written at the instant nginx closes an idle connection.
  */
-const SEED_SLEEP_S = Number(process.env.BENCH_SEED_SLEEP_S ?? 30);
+const SEED_SLEEP_S = Number(process.env.BENCH_SEED_SLEEP_S ?? (process.env.BENCH_SMOKE === '1' ? 5 : 30));
 
 const dev = useDevServer();
 
@@ -80,7 +81,13 @@ test('failed requests during a deploy: ours vs the seed scale-to-2 / sleep / sca
     await reload();
   }
 
-  async function measure(label: string, keepAlive: boolean, fn: () => Promise<unknown>, newVersion: string): Promise<string> {
+  interface Measured {
+    requests: number;
+    failed: number;
+    newShare: number;
+    ms: number;
+  }
+  async function measure(keepAlive: boolean, fn: () => Promise<unknown>, newVersion: string): Promise<Measured> {
     const load = startLoad(nginx.url, { keepAlive });
     await sleep(500);
     const t0 = Date.now();
@@ -89,18 +96,21 @@ test('failed requests during a deploy: ours vs the seed scale-to-2 / sleep / sca
     await sleep(500);
     const r: LoadResult = await load.stop();
     const seen = await versionsSeen(nginx.url, 100);
-    return `${label.padEnd(34)} ${keepAlive ? 'keep-alive' : 'close     '}  ${String(r.requests).padStart(7)} requests  ${String(r.failed).padStart(4)} failed  ${String(seen[newVersion] ?? 0).padStart(3)} % new version after  ${(ms / 1000).toFixed(1)} s`;
+    return { requests: r.requests, failed: r.failed, newShare: seen[newVersion] ?? 0, ms };
   }
 
   try {
     await deploy(`${repo}:v1`);
-    const lines = [
-      await measure('seed scale-2/sleep/scale-1', false, () => seed(`${repo}:v2`), 'v2'),
-      await measure('ours (deploy, rolling)', false, () => deploy(`${repo}:v3`), 'v3'),
-      await measure('seed scale-2/sleep/scale-1', true, () => seed(`${repo}:v4`), 'v4'),
-      await measure('ours (deploy, rolling)', true, () => deploy(`${repo}:v5`), 'v5'),
-    ];
-    console.log(`deploy under load, same nginx, wrk 8 connections, seed sleep ${SEED_SLEEP_S} s\n${lines.join('\n')}`);
+    for (const keepAlive of [false, true]) {
+      const v = keepAlive ? ['v4', 'v5'] : ['v2', 'v3'];
+      const seedRun = await measure(keepAlive, () => seed(`${repo}:${v[0]}`), v[0]!);
+      const ours = await measure(keepAlive, () => deploy(`${repo}:${v[1]}`), v[1]!);
+      const load = keepAlive ? 'wrk, 8 keep-alive connections' : 'wrk, 8 connections, a new connection per request';
+      const sizes = `${load}; ours ${ours.requests} requests in ${(ours.ms / 1000).toFixed(1)} s, seed ${seedRun.requests} in ${(seedRun.ms / 1000).toFixed(1)} s (sleep ${SEED_SLEEP_S} s)`;
+      const baselineName = 'seed scale-to-2 / sleep / scale-to-1';
+      report({ bench: 'deploy', metric: `failed requests (${keepAlive ? 'keep-alive' : 'close'})`, unit: 'requests', ours: ours.failed, baseline: seedRun.failed, baselineName, target: 'ours = 0', sizes, notes: keepAlive ? 'a graceful nginx reload closes idle keep-alive connections; clients that do not retry lose a request per busy connection, seed and ours alike' : undefined });
+      report({ bench: 'deploy', metric: `responses from the new version afterwards (${keepAlive ? 'keep-alive' : 'close'})`, unit: '%', ours: ours.newShare, baseline: seedRun.newShare, baselineName, target: 'ours = 100', sizes });
+    }
   } finally {
     await stopLoads();
     for (const w of workers) w.shutdown();

@@ -6,6 +6,7 @@ import { type RotationResult } from '../src/workflows/rotate-secrets';
 import { pgAdmin, servers } from '../test/support/servers';
 import { containerStartedAt, pgLogin, readEnv, rotationFixture, type RotationFixture } from '../test/support/rotation-fixture';
 import { useDevServer, workflowBundle } from '../test/support/temporal';
+import { report } from './support/report';
 
 /**
  * RB-02: authentication failures an application sees while its database password is rotated.
@@ -85,12 +86,8 @@ test('password rotation under load: authentication failures, ours vs the seed pr
     const seedMs = performance.now() - t1;
     const seed = await a.stop();
 
-    console.log(
-      [
-        `ours (${result.plan.oldRole} → ${result.plan.newRole}): ${ours.failures} failed logins of ${ours.logins}, rotation took ${(oursMs / 1000).toFixed(1)} s`,
-        `seed (ALTER ROLE in use, .env, restart): ${seed.failures} failed logins of ${seed.logins}, failing for ${(seed.failingMs / 1000).toFixed(2)} s of ${(seedMs / 1000).toFixed(1)} s`,
-      ].join('\n'),
-    );
+    const sizes = `a login loop against PostgreSQL during the rotation: ours ${ours.logins} logins in ${(oursMs / 1000).toFixed(1)} s, seed ${seed.logins} in ${(seedMs / 1000).toFixed(1)} s`;
+    report({ bench: 'rotate', metric: 'failed logins', unit: 'logins', ours: ours.failures, baseline: seed.failures, baselineName: 'seed ALTER ROLE in use, .env, restart', target: 'ours = 0', sizes, notes: `seed failing for ${(seed.failingMs / 1000).toFixed(2)} s; ours ${result.plan.oldRole} → ${result.plan.newRole}` });
     expect(ours.failures).toBe(0);
   } finally {
     await f.close();
