@@ -1,4 +1,4 @@
-import { type Config } from '../config/schema';
+import { type Config, type Severity } from '../config/schema';
 import { type StartContainersInput, type StopContainersInput, startContainers, stopContainers } from './docker';
 import { type EmailMessage, sendEmail } from './email';
 import { type DumpPostgresInput, dumpPostgres } from './postgres';
@@ -18,6 +18,8 @@ import {
 import { type SnapshotRedisInput, snapshotRedis } from './redis';
 import { type SlackPostInput, type SlackUpdateInput, postSlackMessage, updateSlackMessage } from './slack';
 import { pruneDirectory } from './retention';
+import { type NotifyInput, escalationPolicy, notify } from './notify';
+import { type HealthCheckInput, type RaiseIncidentsInput, raiseIncidents, runHealthChecks } from './health';
 import { targetDir } from './storage';
 
 export interface Deps {
@@ -70,6 +72,16 @@ export function createActivities({ config }: Deps) {
     stopContainers: heartbeating((input: StopContainersInput) => stopContainers(input)),
     // Idempotent: a running container stays running.
     startContainers: heartbeating((input: StartContainersInput) => startContainers(input)),
+
+    // Incidents (WF-08) and the health watch (WF-09).
+    // Idempotent: reads config only (the workflow keeps the result, so a running incident keeps its policy).
+    escalationPolicy: (input: { severity: Severity; policy?: string }) => Promise.resolve(escalationPolicy(config, input)),
+    // Idempotent by idempotencyKey (incident + step + channel + person): Message-ID, Slack metadata key, SMS Idempotency-Key.
+    notify: heartbeating((input: NotifyInput) => notify(config, input)),
+    // Idempotent: probes only read.
+    runHealthChecks: heartbeating((input: HealthCheckInput) => runHealthChecks(config, input)),
+    // Idempotent by incident id incident/<fingerprint>: signal-with-start joins a running incident; resolving twice is a no-op.
+    raiseIncidents: heartbeating((input: RaiseIncidentsInput) => raiseIncidents(config, input)),
   };
 }
 
@@ -79,3 +91,5 @@ export type { PruneResult } from './retention';
 export type { EmailResult, EmailMessage } from './email';
 export type { SlackPostInput, SlackPostResult, SlackUpdateInput } from './slack';
 export type { RestorePlan, CheckResult } from './restore';
+export type { NotifyInput, NotifyResult } from './notify';
+export type { HealthCheckResult, HealthCheckInput, RaiseIncidentsInput } from './health';

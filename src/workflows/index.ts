@@ -2,3 +2,5 @@
 export { backup } from './backup';
 export { restoreDatabase, dropDatabaseLater } from './restore-database';
 export { verifyBackup } from './verify-backup';
+export { incident } from './incident';
+export { healthWatch } from './health-watch';
