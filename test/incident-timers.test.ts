@@ -1,4 +1,4 @@
-import { Client, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
+import { WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -58,11 +58,11 @@ async function setup(): Promise<{ sent: Sent[]; calls: NotifyInput[]; taskQueue:
   const sent: Sent[] = [];
   const calls: NotifyInput[] = [];
   let t0 = 0;
-  const notify = async (n: NotifyInput): Promise<NotifyResult> => {
+  const notify = (n: NotifyInput): Promise<NotifyResult> => {
     const at = Context.current().info.scheduledTimestampMs;
     calls.push(n);
     sent.push({ minute: Math.round((at - t0) / 60_000), what: n.kind === 'page' ? `L${n.incident.level}/R${n.incident.round} ${n.channel} ${n.to.map((p) => p.name).join('+')}` : `${n.kind} ${n.channel}` });
-    return { channel: n.channel, delivered: true, ...(n.channel === 'slack' && !n.slack ? { slack: { channel: 'C0INC', ts: '1700000000.000100' } } : {}) };
+    return Promise.resolve({ channel: n.channel, delivered: true, ...(n.channel === 'slack' && !n.slack ? { slack: { channel: 'C0INC', ts: '1700000000.000100' } } : {}) });
   };
   const worker = await Worker.create({
     connection: env.nativeConnection,
@@ -201,9 +201,9 @@ test('a long incident continues as new and keeps its state and its policy', asyn
     workflowBundle: await workflowBundle(),
     activities: {
       escalationPolicy: real.escalationPolicy,
-      notify: async (n: NotifyInput): Promise<NotifyResult> => {
+      notify: (n: NotifyInput): Promise<NotifyResult> => {
         if (n.kind === 'page') pages++;
-        return { channel: n.channel, delivered: true };
+        return Promise.resolve({ channel: n.channel, delivered: true });
       },
     },
   });
@@ -226,4 +226,3 @@ test('a long incident continues as new and keeps its state and its policy', asyn
   });
 });
 
-void Client;

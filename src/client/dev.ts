@@ -11,6 +11,7 @@ import { type Config } from '../config/schema';
 import { connectClient } from './connection';
 import { type RunningServer, projectRoot, startPostgres, startRedis, startTemporal, stopPid } from './local-servers';
 import { syncSchedules } from './schedules';
+import { createIncidentServer } from './alertmanager';
 
 /**
  * `npm start`: the whole system on one machine. Temporal dev server (Web UI on :8233, state kept in
@@ -136,9 +137,27 @@ async function main(): Promise<void> {
     log(`worker exited (${code}); stopping the rest`);
     void shutdown(code ?? 1);
   });
+  await startIncidentReceiver(config);
   log(`config: ${path.relative(process.cwd(), file)}`);
   log(`try:    npm run runbook -- start backup -p target=${config.targets.databases[0]?.name ?? '<target>'} --wait`);
   log('Ctrl-C stops everything started here.');
+}
+
+/** The Alertmanager webhook + acknowledge links (incidents.listen), with its own Temporal client. */
+async function startIncidentReceiver(config: Config): Promise<void> {
+  const { client, close } = await connectClient(config);
+  const server = createIncidentServer({ client, config, log });
+  const { host, port } = config.incidents.listen;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  const stop = async (): Promise<void> => {
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await close();
+  };
+  started.push({ name: 'incident receiver', server: { pid: process.pid, port, stop } });
+  log(`incident receiver on http://${host}:${port} (POST /alertmanager, acknowledge links /ack)`);
 }
 
 let stopping = false;

@@ -1,5 +1,6 @@
 import { type Client, WorkflowNotFoundError } from '@temporalio/client';
 import { type Config } from '../config/schema';
+import { RUNBOOK_NAME, RUNBOOK_TARGET } from '../config/temporal';
 import {
   type AlertFiring,
   type AlertResolved,
@@ -22,6 +23,10 @@ export async function openIncident(client: Client, config: Config, input: Incide
     args: [input],
     signal: alertFiringSignal,
     signalArgs: [firing],
+    typedSearchAttributes: [
+      { key: RUNBOOK_NAME, value: 'incident' },
+      { key: RUNBOOK_TARGET, value: input.fingerprint },
+    ],
   });
   return { workflowId, runId: handle.signaledRunId };
 }

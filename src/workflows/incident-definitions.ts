@@ -41,6 +41,8 @@ export interface IncidentInput {
   /** A named policy of the config instead of the severity's. */
   policy?: string;
   openedBy?: string;
+  /** The operator who opened it by hand (the CLI fills it in). */
+  requestedBy?: string;
   /** State carried across continue-as-new; never set by a caller. */
   carried?: IncidentState;
 }

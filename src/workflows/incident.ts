@@ -17,6 +17,9 @@ import {
   type IncidentOutcome,
   type IncidentState,
   type IncidentView,
+  type NoteRequest,
+  type ReassignRequest,
+  type SnoozeRequest,
   type TimelineEntry,
   type TimelineEvent,
   acknowledgeUpdate,
@@ -119,7 +122,7 @@ export async function incident(input: IncidentInput): Promise<IncidentOutcome> {
       return s.acknowledged;
     },
     {
-      validator: (d) => {
+      validator: (d: Decision) => {
         requireBy(d);
         requireOpen();
         if (s.acknowledged) throw new Error(`incident already acknowledged by ${s.acknowledged.by} at ${s.acknowledged.at}`);
@@ -135,7 +138,7 @@ export async function incident(input: IncidentInput): Promise<IncidentOutcome> {
       return s.resolved;
     },
     {
-      validator: (d) => {
+      validator: (d: Decision) => {
         requireBy(d);
         requireOpen();
       },
@@ -152,7 +155,7 @@ export async function incident(input: IncidentInput): Promise<IncidentOutcome> {
       return rec;
     },
     {
-      validator: (r) => {
+      validator: (r: ReassignRequest) => {
         requireBy(r);
         requireOpen();
         if (typeof r.to !== 'string' || !r.to.trim()) throw new Error('to: who takes the incident must be named');
@@ -172,7 +175,7 @@ export async function incident(input: IncidentInput): Promise<IncidentOutcome> {
       return { until };
     },
     {
-      validator: (r) => {
+      validator: (r: SnoozeRequest) => {
         requireBy(r);
         requireOpen();
         if (s.acknowledged) throw new Error('incident is acknowledged: escalation has already stopped');
@@ -182,7 +185,7 @@ export async function incident(input: IncidentInput): Promise<IncidentOutcome> {
     },
   );
   setHandler(addNoteUpdate, (n) => record('note', n.by.trim(), n.text.trim()), {
-    validator: (n) => {
+    validator: (n: NoteRequest) => {
       requireBy(n);
       if (typeof n.text !== 'string' || !n.text.trim()) throw new Error('text: the note is empty');
       if (n.text.length > 2000) throw new Error('text: at most 2000 characters');
@@ -308,7 +311,7 @@ export async function incident(input: IncidentInput): Promise<IncidentOutcome> {
 
   if (!s.policy) {
     s.policy = await quick.escalationPolicy({ severity: input.severity, policy: input.policy });
-    record('opened', input.openedBy ?? input.source, `${input.severity}: ${input.title} (policy ${s.policy.name})`);
+    record('opened', input.openedBy ?? input.requestedBy ?? input.source, `${input.severity}: ${input.title} (policy ${s.policy.name})`);
   }
   const policy = s.policy;
   let ackAnnounced = false;
