@@ -81,13 +81,15 @@ export async function runHealthChecks(config: Config, input: HealthCheckInput = 
       checks.push(
         timed(`health-redis-${r.name}`, r.production ? 'critical' : 'high', async () => {
           const client = redisClient(r, `targets.redis[${i}]`);
-          client.on('error', () => undefined); // reported through the rejected command
+          // The socket's own error (ECONNREFUSED, auth) says more than the command's "Connection is closed".
+          let cause: Error | undefined;
+          client.on('error', (e: Error) => (cause ??= e));
           try {
             await client.connect();
             const pong = await client.ping();
             return pong;
           } catch (err) {
-            throw failure(`${r.host}:${r.port}: ${(err as Error).message}`);
+            throw failure(`${r.host}:${r.port}: ${(cause ?? (err as Error)).message}`);
           } finally {
             client.disconnect();
           }

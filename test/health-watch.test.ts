@@ -1,0 +1,103 @@
+import { createServer, type Server } from 'node:http';
+import { type AddressInfo } from 'node:net';
+import path from 'node:path';
+import { type Worker } from '@temporalio/worker';
+import { type RunningRedis, startRedis } from '../src/client/local-servers';
+import { type Config } from '../src/config/schema';
+import { createRunbookWorker } from '../src/workers/worker';
+import { type healthWatch } from '../src/workflows/health-watch';
+import { type incident } from '../src/workflows/incident';
+import { timelineQuery } from '../src/workflows/incident-definitions';
+import { tempDir, testConfig, uniqueName } from './support/servers';
+import { useDevServer, workflowBundle } from './support/temporal';
+
+// WF-09 against real servers: the shared PostgreSQL, a Redis of this test's own (it gets stopped and started
+// again, so not the shared one), and a local HTTP endpoint. A failing check opens incident/health-<check>,
+// the check passing again resolves it.
+
+const dev = useDevServer();
+
+describe('health watch', () => {
+  let redis: RunningRedis;
+  let redisDir: string;
+  let redisPort: number;
+  let web: Server;
+  let config: Config;
+  let worker: Worker;
+  let running: Promise<void>;
+  const redisName = uniqueName('cache').replace('_', '-');
+
+  beforeAll(async () => {
+    redisDir = path.join(tempDir('hw-redis'), 'data');
+    redis = await startRedis({ dir: redisDir, password: 'hw-redis-password' });
+    redisPort = redis.port;
+    web = createServer((_req, res) => res.writeHead(200).end('ok'));
+    await new Promise<void>((resolve) => web.listen(0, '127.0.0.1', () => resolve()));
+    process.env.HW_REDIS_PASSWORD = 'hw-redis-password';
+    const taskQueue = uniqueName('health');
+    const base = testConfig({ taskQueue, databases: ['postgres'] }).config;
+    config = testConfig({
+      taskQueue,
+      databases: ['postgres'],
+      extra: {
+        targets: {
+          databases: base.targets.databases.map((d) => ({ ...d, restore: undefined, services: undefined, production: undefined })),
+          redis: [{ name: redisName, host: '127.0.0.1', port: redisPort, password: { env: 'HW_REDIS_PASSWORD' } }],
+        },
+        // The default "high" policy pages on-call, then the team lead (no channel configured: recorded, not sent).
+        escalation: { people: { 'on-call': { email: 'oncall@example.test' }, 'team-lead': { email: 'lead@example.test' } } },
+        health: {
+          http: [{ name: 'web', url: `http://127.0.0.1:${(web.address() as AddressInfo).port}/health` }],
+          disk: [],
+          memory: { warn: 100, critical: 100 },
+        },
+      },
+    }).config;
+    worker = await createRunbookWorker({ config, connection: dev.workerConnection, workflowBundle: await workflowBundle() });
+    running = worker.run();
+  });
+
+  afterAll(async () => {
+    worker?.shutdown();
+    await running;
+    await redis?.stop();
+    await new Promise<void>((resolve) => web?.close(() => resolve()));
+  });
+
+  const watch = () =>
+    dev.client.workflow.execute<typeof healthWatch>('healthWatch', { taskQueue: config.temporal.taskQueue, workflowId: uniqueName('health-watch'), args: [{}] });
+  const redisCheck = `health-redis-${redisName}`;
+
+  test('Redis stops: its incident opens; Redis back: the incident resolves; healthy checks open nothing', async () => {
+    const ok = await watch();
+    expect(ok.checks.map((c) => [c.check, c.ok]).sort()).toEqual([
+      ['health-http-web', true],
+      ['health-memory', true],
+      ['health-postgres-postgres', true],
+      [redisCheck, true],
+    ]);
+    expect(ok.opened).toEqual([]);
+
+    await redis.stop();
+    const down = await watch();
+    const failing = down.checks.find((c) => c.check === redisCheck)!;
+    expect(failing).toMatchObject({ ok: false, severity: 'high' });
+    expect(failing.detail).toMatch(/ECONNREFUSED|connect/);
+    expect(failing.detail).not.toContain('hw-redis-password');
+    expect(down.opened).toEqual([`incident/${redisCheck}`]);
+    const h = dev.client.workflow.getHandle<typeof incident>(`incident/${redisCheck}`);
+    expect((await h.query(timelineQuery)).status).toBe('open');
+
+    // Still down five minutes later: the same incident, not a second one.
+    expect((await watch()).opened).toEqual([`incident/${redisCheck}`]);
+    const runs = [];
+    for await (const w of dev.client.workflow.list({ query: `WorkflowId = "incident/${redisCheck}"` })) runs.push(w);
+    expect(runs).toHaveLength(1);
+
+    redis = await startRedis({ dir: redisDir, port: redisPort, password: 'hw-redis-password' });
+    const up = await watch();
+    expect(up.resolved).toEqual([redisCheck]);
+    const outcome = await h.result();
+    expect(outcome.resolved).toMatchObject({ by: 'health-watch', auto: true });
+  });
+});
