@@ -6,6 +6,9 @@ import { signAckLink } from '../src/activities/ack-link';
 import { createIncidentServer } from '../src/client/alertmanager';
 import { openIncident } from '../src/client/incidents';
 import { freePort } from '../src/client/local-servers';
+import { parse, stringify } from 'yaml';
+import { type NotifyInput, createActivities } from '../src/activities';
+import { parseConfig } from '../src/config/load';
 import { type Config } from '../src/config/schema';
 import { createRunbookWorker } from '../src/workers/worker';
 import { type incident } from '../src/workflows/incident';
@@ -43,8 +46,9 @@ beforeAll(async () => {
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
   const taskQueue = uniqueName('incident');
-  config = testConfig({
+  const { yaml } = testConfig({
     taskQueue,
+    redis: ['cache'],
     email: { port: smtp.port, user: 'runbooks', passwordEnv: 'TEST_SMTP_PASSWORD', to: ['ops@example.test'] },
     slack: { apiUrl: slack.apiUrl, token: slack.token, channel: 'C0INCIDENTS' },
     extra: {
@@ -66,7 +70,10 @@ beforeAll(async () => {
       },
       incidents: { listen: { port }, publicUrl: base, ackSecret: { env: 'TEST_ACK_SECRET' }, auth: { bearerToken: { env: 'TEST_AM_TOKEN' } } },
     },
-  }).config;
+  });
+  const raw = parse(yaml);
+  raw.notifications.sentLog = { redis: 'cache' };
+  config = parseConfig(stringify(raw), 'incident.yaml');
   worker = await createRunbookWorker({ config, connection: dev.workerConnection, workflowBundle: await workflowBundle() });
   running = worker.run();
   receiver = createIncidentServer({ client: dev.client, config });
@@ -234,5 +241,42 @@ test('the signed acknowledge link in the email acknowledges the incident; a tamp
   const again = await fetch(link, { method: 'POST' });
   expect([again.status, ((await again.json()) as { error: string }).error]).toEqual([409, expect.stringMatching(/already acknowledged by alice/)]);
   await h.terminate('test over');
+});
+
+test('notify retried with the same key (a lost reply) sends nothing twice: email by the sent-log, SMS by the provider\'s list', async () => {
+  const { notify } = createActivities({ config });
+  const id = `incident/${fp()}`;
+  const base = {
+    kind: 'page' as const,
+    incident: { id, title: 'retry', severity: 'high' as const, openedAt: new Date().toISOString(), level: 1, round: 1 },
+    notBefore: new Date().toISOString(),
+    to: [{ name: 'alice', email: 'alice@example.test', phone: '+34600000001' }],
+  };
+  const email: NotifyInput = { ...base, channel: 'email', idempotencyKey: `${id}/r1/l1/email/alice` };
+  const text: NotifyInput = { ...base, channel: 'sms', idempotencyKey: `${id}/r1/l1/sms/alice` };
+  const first = [await notify(email), await notify(text)];
+  const again = [await notify(email), await notify(text)];
+  expect(again).toEqual(first);
+  expect(mailsTo('alice@example.test', id)).toHaveLength(1);
+  expect(sms.messages.filter((m) => m.body.includes(id))).toHaveLength(1);
+  // Another step of the same incident is another message.
+  await notify({ ...text, idempotencyKey: `${id}/r1/l2/sms/alice` });
+  expect(sms.messages.filter((m) => m.body.includes(id))).toHaveLength(2);
+});
+
+test('the SMS provider refusing a number fails the notification at once, without the token in the error', async () => {
+  const { notify } = createActivities({ config });
+  const n: NotifyInput = {
+    kind: 'page',
+    channel: 'sms',
+    idempotencyKey: `bad-number/${fp()}`,
+    incident: { id: 'incident/x', title: 'x', severity: 'high', openedAt: new Date().toISOString(), level: 1, round: 1 },
+    notBefore: new Date().toISOString(),
+    to: [{ name: 'eve', phone: '+1' }],
+  };
+  const err = await notify(n).then(() => undefined, (e: unknown) => e as Error);
+  expect(err?.message).toMatch(/HTTP 400 .*not a valid phone number/);
+  expect(err?.message).not.toContain('sms-test-token');
+  expect((err as { nonRetryable?: boolean }).nonRetryable).toBe(true);
 });
 });

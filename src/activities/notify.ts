@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { ApplicationFailure } from '@temporalio/activity';
 import { type KnownBlock } from '@slack/web-api';
 import { type Config, DEFAULT_POLICIES, type NotifyChannel, type Severity, durationMs } from '../config/schema';
@@ -5,6 +6,7 @@ import { redact, resolveSecret } from '../config/secrets';
 import type { Contact, PolicySnapshot } from '../workflows/incident-definitions';
 import { signAckLink } from './ack-link';
 import { sendEmail } from './email';
+import { withSentLog } from './sent-log';
 import { postSlackMessage, slackConfig, updateSlackMessage } from './slack';
 
 /**
@@ -53,12 +55,23 @@ function escapeHtml(s: string): string {
 export async function notify(config: Config, n: NotifyInput): Promise<NotifyResult> {
   switch (n.channel) {
     case 'email':
-      return notifyEmail(config, n);
+      return sentOnce(config, n, () => notifyEmail(config, n));
     case 'slack':
       return notifySlack(config, n);
     case 'sms':
+      // The provider's message list is the SMS sent-log (see notifySms); no second one needed.
       return notifySms(config, n);
   }
+}
+
+/** SMTP cannot refuse a duplicate and cannot be asked what it got: the sent-log remembers (Slack and SMS look theirs up). */
+async function sentOnce(config: Config, n: NotifyInput, send: () => Promise<NotifyResult>): Promise<NotifyResult> {
+  let result: NotifyResult | undefined;
+  const r = await withSentLog(config, n.idempotencyKey, async () => {
+    result = await send();
+    return { ref: result.ref, delivered: result.delivered };
+  });
+  return result ?? { channel: n.channel, delivered: true, ref: r.ref };
 }
 
 async function notifyEmail(config: Config, n: NotifyInput): Promise<NotifyResult> {
@@ -129,40 +142,55 @@ async function notifySlack(config: Config, n: NotifyInput): Promise<NotifyResult
   return { channel: 'slack', delivered: true, ref: r.ts };
 }
 
+/** A short tag in every SMS, derived from its idempotency key: how a retry recognises an earlier send. */
+export function smsRef(idempotencyKey: string): string {
+  return createHash('sha256').update(idempotencyKey).digest('hex').slice(0, 10);
+}
+
+async function smsCall(sms: NonNullable<Config['escalation']['sms']>, token: string, init: { method: 'GET' | 'POST'; query?: URLSearchParams; form?: URLSearchParams; key?: string }): Promise<{ status: number; text: string }> {
+  const url = `${sms.apiUrl.replace(/\/$/, '')}/Accounts/${encodeURIComponent(sms.accountSid)}/Messages.json${init.query ? `?${init.query.toString()}` : ''}`;
+  try {
+    const res = await fetch(url, {
+      method: init.method,
+      headers: {
+        authorization: `Basic ${Buffer.from(`${sms.accountSid}:${token}`).toString('base64')}`,
+        ...(init.form ? { 'content-type': 'application/x-www-form-urlencoded' } : {}),
+        // A provider that honours it drops the retry of a request whose reply was lost.
+        ...(init.key ? { 'idempotency-key': init.key } : {}),
+      },
+      body: init.form?.toString(),
+      signal: AbortSignal.timeout(15_000),
+    });
+    return { status: res.status, text: await res.text() };
+  } catch (err) {
+    throw new Error(`SMS provider ${sms.apiUrl}: ${redact((err as Error).message)}`);
+  }
+}
+
 async function notifySms(config: Config, n: NotifyInput): Promise<NotifyResult> {
   const person = n.to[0];
   if (!person?.phone) return { channel: 'sms', delivered: false, skipped: 'no phone number' };
   const sms = config.escalation.sms;
   if (!sms) return { channel: 'sms', delivered: false, skipped: 'escalation.sms is not configured' };
   const token = resolveSecret(sms.authToken, 'escalation.sms.authToken');
-  const body = `${subject(n)} ${n.incident.id}`.slice(0, 300);
-  const url = `${sms.apiUrl.replace(/\/$/, '')}/Accounts/${encodeURIComponent(sms.accountSid)}/Messages.json`;
-  let res: Response;
-  try {
-    res = await fetch(url, {
-      method: 'POST',
-      headers: {
-        authorization: `Basic ${Buffer.from(`${sms.accountSid}:${token}`).toString('base64')}`,
-        'content-type': 'application/x-www-form-urlencoded',
-        // A provider that honours it drops the retry of a request whose reply was lost.
-        'idempotency-key': n.idempotencyKey,
-      },
-      body: new URLSearchParams({ To: person.phone, From: sms.from, Body: body }).toString(),
-      signal: AbortSignal.timeout(15_000),
-    });
-  } catch (err) {
-    throw new Error(`SMS provider ${sms.apiUrl}: ${redact((err as Error).message)}`);
+  const tag = `[ref ${smsRef(n.idempotencyKey)}]`;
+  // An earlier attempt whose reply was lost: the provider's message list (newest first) has it.
+  const listed = await smsCall(sms, token, { method: 'GET', query: new URLSearchParams({ To: person.phone, PageSize: '50' }) });
+  if (listed.status === 200) {
+    const earlier = ((JSON.parse(listed.text) as { messages?: Array<{ sid: string; body?: string }> }).messages ?? []).find((m) => m.body?.includes(tag));
+    if (earlier) return { channel: 'sms', delivered: true, ref: earlier.sid };
   }
-  const text = await res.text();
-  if (!res.ok) {
-    const err = `SMS provider ${sms.apiUrl}: HTTP ${res.status} ${redact(text.slice(0, 200))}`;
+  const body = `${subject(n).slice(0, 200)} ${n.incident.id} ${tag}`;
+  const res = await smsCall(sms, token, { method: 'POST', form: new URLSearchParams({ To: person.phone, From: sms.from, Body: body }), key: n.idempotencyKey });
+  if (res.status < 200 || res.status >= 300) {
+    const err = `SMS provider ${sms.apiUrl}: HTTP ${res.status} ${redact(res.text.slice(0, 200))}`;
     // 4xx (bad number, bad credentials) will not get better by retrying; 429 and 5xx may.
     if (res.status >= 400 && res.status < 500 && res.status !== 429) throw ApplicationFailure.nonRetryable(err, 'SmsRejected');
     throw new Error(err);
   }
   let sid: string | undefined;
   try {
-    sid = (JSON.parse(text) as { sid?: string }).sid;
+    sid = (JSON.parse(res.text) as { sid?: string }).sid;
   } catch {
     sid = undefined;
   }

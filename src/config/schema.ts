@@ -206,7 +206,15 @@ const slackSchema = z
   })
   .strict();
 
-const notificationsSchema = z.object({ email: emailSchema.optional(), slack: slackSchema.optional() }).strict();
+/**
+ * Where email / SMS remember what they sent, by idempotency key (SMTP and SMS providers cannot refuse a
+ * duplicate): a Redis target of the config. Without it a retry after a lost reply may send again.
+ */
+const sentLogSchema = z.object({ redis: name, ttl: duration.default('30d') }).strict();
+
+const notificationsSchema = z
+  .object({ email: emailSchema.optional(), slack: slackSchema.optional(), sentLog: sentLogSchema.optional() })
+  .strict();
 
 // --- Incidents: escalation (WF-08), Alertmanager intake, health watch (WF-09) --------------------------------
 
@@ -451,7 +459,14 @@ export type SlackConfig = NonNullable<Config['notifications']['slack']>;
 export type ScheduleConfig = Config['schedules'][number];
 
 /** Every name a policy or rotation uses must be a person, a rotation or an email address. */
-function checkEscalation(cfg: { escalation: z.infer<typeof escalationSchema> }, ctx: z.RefinementCtx): void {
+function checkEscalation(
+  cfg: { escalation: z.infer<typeof escalationSchema>; notifications: z.infer<typeof notificationsSchema>; targets: { redis: Array<{ name: string }> } },
+  ctx: z.RefinementCtx,
+): void {
+  const log = cfg.notifications.sentLog;
+  if (log && !cfg.targets.redis.some((r) => r.name === log.redis)) {
+    ctx.addIssue({ code: 'custom', path: ['notifications', 'sentLog', 'redis'], message: `unknown redis target "${log.redis}" (not in targets.redis)` });
+  }
   const e = cfg.escalation;
   const known = (t: string): boolean => t in e.people || t in e.rotations || z.string().email().safeParse(t).success;
   for (const [policy, p] of Object.entries(e.policies)) {

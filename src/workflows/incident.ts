@@ -33,8 +33,9 @@ import {
 } from './incident-definitions';
 import { errorMessage } from './progress';
 
+// Reads the config only: answers in milliseconds, so a lost attempt is retried after 10 s, not minutes.
 const quick = proxyActivities<RunbookActivities>({
-  startToCloseTimeout: '1 minute',
+  startToCloseTimeout: '10 seconds',
   retry: { initialInterval: '2 seconds', maximumInterval: '30 seconds', maximumAttempts: 5, nonRetryableErrorTypes: ['PolicyError'] },
 });
 
@@ -42,6 +43,7 @@ const quick = proxyActivities<RunbookActivities>({
 // failure is recorded in the timeline and the other channels and levels go on.
 const notifier = proxyActivities<RunbookActivities>({
   startToCloseTimeout: '1 minute',
+  heartbeatTimeout: '10 seconds',
   retry: { initialInterval: '5 seconds', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 8 },
 });
 

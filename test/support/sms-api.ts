@@ -33,11 +33,18 @@ export async function startFakeSms(accountSid = 'AC0000000000test', token = 'sms
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const reply = (status: number, body: unknown): void => void res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
-      const m = /^\/2010-04-01\/Accounts\/([^/]+)\/Messages\.json$/.exec(req.url ?? '');
-      if (!m || req.method !== 'POST') return reply(404, { code: 20404, message: 'The requested resource was not found', status: 404 });
+      const url = new URL(req.url ?? '/', 'http://sms');
+      const m = /^\/2010-04-01\/Accounts\/([^/]+)\/Messages\.json$/.exec(url.pathname);
+      if (!m || (req.method !== 'POST' && req.method !== 'GET')) return reply(404, { code: 20404, message: 'The requested resource was not found', status: 404 });
       const auth = req.headers.authorization ?? '';
       if (m[1] !== accountSid || auth !== `Basic ${Buffer.from(`${accountSid}:${token}`).toString('base64')}`) {
         return reply(401, { code: 20003, message: 'Authenticate', status: 401 });
+      }
+      if (req.method === 'GET') {
+        // Twilio's list resource: newest first, filtered by To.
+        const to = url.searchParams.get('To');
+        const list = messages.filter((x) => !to || x.to === to).reverse();
+        return reply(200, { messages: list.map((x) => ({ sid: x.sid, to: x.to, from: x.from, body: x.body, status: 'delivered' })), page: 0 });
       }
       if (failing.n > 0) {
         failing.n--;
