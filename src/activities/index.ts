@@ -19,6 +19,7 @@ import { type SnapshotRedisInput, snapshotRedis } from './redis';
 import { type SlackPostInput, type SlackUpdateInput, postSlackMessage, updateSlackMessage } from './slack';
 import { pruneDirectory } from './retention';
 import { type NotifyInput, escalationPolicy, notify } from './notify';
+import { type RestartInput, checkServiceHealth, containerCpu, remediationPlan, restartContainers } from './remediation';
 import { type HealthCheckInput, type RaiseIncidentsInput, raiseIncidents, runHealthChecks } from './health';
 import { targetDir } from './storage';
 
@@ -82,6 +83,15 @@ export function createActivities({ config }: Deps) {
     runHealthChecks: heartbeating((input: HealthCheckInput) => runHealthChecks(config, input)),
     // Idempotent by incident id incident/<fingerprint>: signal-with-start joins a running incident; resolving twice is a no-op.
     raiseIncidents: heartbeating((input: RaiseIncidentsInput) => raiseIncidents(config, input)),
+    // RB-03 remediation ladder.
+    // Idempotent: reads config only.
+    remediationPlan: (input: { service: string }) => Promise.resolve(remediationPlan(config, input)),
+    // Idempotent by notBefore: containers started after the workflow's decision are not restarted again.
+    restartContainers: heartbeating((input: RestartInput) => restartContainers(input)),
+    // Idempotent: read-only (docker stats).
+    containerCpu: heartbeating((input: { dockerHost: string; containers: string[] }) => containerCpu(input)),
+    // Idempotent: a GET.
+    checkServiceHealth: heartbeating((input: { url?: string }) => checkServiceHealth(input)),
   };
 }
 
@@ -93,3 +103,4 @@ export type { SlackPostInput, SlackPostResult, SlackUpdateInput } from './slack'
 export type { RestorePlan, CheckResult } from './restore';
 export type { NotifyInput, NotifyResult } from './notify';
 export type { HealthCheckResult, HealthCheckInput, RaiseIncidentsInput } from './health';
+export type { RemediationPlan } from './remediation';

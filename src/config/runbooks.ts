@@ -65,6 +65,14 @@ export const healthWatchInputSchema = z
   })
   .strict();
 
+export const remediateInputSchema = z
+  .object({
+    service: targetName,
+    reason: z.string().min(3, 'say why (at least 3 characters)').max(500),
+    requestedBy: z.string().max(100).optional(),
+  })
+  .strict();
+
 /** Refuse a target name that is not a PostgreSQL database in the config. */
 function requireDatabase(params: Record<string, unknown>, config: Config): Record<string, unknown> {
   if (typeof params.target === 'string' && !config.targets.databases.some((d) => d.name === params.target)) {
@@ -159,6 +167,21 @@ export const runbooks = {
     input: healthWatchInputSchema,
     workflowId: (_input, now) => `health-watch/all/${isoSecond(now)}`,
     target: () => 'all',
+  }),
+  remediate: define({
+    name: 'remediate',
+    workflowType: 'remediateService',
+    summary: 'RB-03: restart a service, then scale it out when CPU > threshold; steps auto or approved (remediation.services)',
+    input: remediateInputSchema,
+    complete(params, config) {
+      if (typeof params.service === 'string' && !config.targets.services.some((s) => s.name === params.service)) {
+        throw new InputError([`service: unknown service "${params.service}" (known: ${config.targets.services.map((s) => s.name).join(', ') || 'none'})`]);
+      }
+      return params;
+    },
+    // One ladder per service at a time.
+    workflowId: (input) => `remediate/${input.service}`,
+    target: (input) => input.service,
   }),
 } satisfies Record<string, RunbookDefinition>;
 

@@ -376,6 +376,30 @@ const healthSchema = z
   .strict();
 export type HealthConfig = z.infer<typeof healthSchema>;
 
+/** RB-03 remediation ladder per service: restart, then scale out when CPU is high; each step auto or approved. */
+const gate = z.enum(['auto', 'approval']);
+const remediationSchema = z
+  .object({
+    /** How long a step that needs an approval waits for one before it is skipped. */
+    approvalTimeout: duration.default('30m'),
+    services: z
+      .record(
+        name,
+        z
+          .object({
+            restart: gate.default('auto'),
+            scaleOut: gate.default('approval'),
+            /** Instances after scaling out (D3: 3, D4: 4). */
+            scaleTo: z.number().int().min(2).max(50).default(3),
+            /** Scale out when the containers' CPU is above this (seed: 80 %). */
+            cpuThreshold: z.number().min(1).max(100).default(80),
+          })
+          .strict(),
+      )
+      .default({}),
+  })
+  .strict();
+
 const scheduleSchema = z
   .object({
     id: name,
@@ -407,6 +431,7 @@ export const configSchema = z
     incidents: incidentsSchema.default(incidentsSchema.parse({})),
     /** The health watch runs (and gets its schedule) only when this section is present. */
     health: healthSchema.optional(),
+    remediation: remediationSchema.default(remediationSchema.parse({})),
     schedules: z.array(scheduleSchema).default([]),
   })
   .strict()
@@ -460,12 +485,22 @@ export type ScheduleConfig = Config['schedules'][number];
 
 /** Every name a policy or rotation uses must be a person, a rotation or an email address. */
 function checkEscalation(
-  cfg: { escalation: z.infer<typeof escalationSchema>; notifications: z.infer<typeof notificationsSchema>; targets: { redis: Array<{ name: string }> } },
+  cfg: {
+    escalation: z.infer<typeof escalationSchema>;
+    notifications: z.infer<typeof notificationsSchema>;
+    remediation: z.infer<typeof remediationSchema>;
+    targets: { redis: Array<{ name: string }>; services: Array<{ name: string }> };
+  },
   ctx: z.RefinementCtx,
 ): void {
   const log = cfg.notifications.sentLog;
   if (log && !cfg.targets.redis.some((r) => r.name === log.redis)) {
     ctx.addIssue({ code: 'custom', path: ['notifications', 'sentLog', 'redis'], message: `unknown redis target "${log.redis}" (not in targets.redis)` });
+  }
+  for (const svc of Object.keys(cfg.remediation.services)) {
+    if (!cfg.targets.services.some((t) => t.name === svc)) {
+      ctx.addIssue({ code: 'custom', path: ['remediation', 'services', svc], message: `unknown service "${svc}" (not in targets.services)` });
+    }
   }
   const e = cfg.escalation;
   const known = (t: string): boolean => t in e.people || t in e.rotations || z.string().email().safeParse(t).success;

@@ -53,6 +53,12 @@ export function secretFields(config: Config): Array<{ field: string; ref: Secret
   if (email?.password) out.push({ field: 'notifications.email.password', ref: email.password });
   const slack = config.notifications.slack;
   if (slack) out.push({ field: 'notifications.slack.botToken', ref: slack.botToken });
+  // Incidents: SMS provider, acknowledge-link key, the receiver's credentials.
+  const sms = config.escalation.sms;
+  if (sms) out.push({ field: 'escalation.sms.authToken', ref: sms.authToken });
+  const inc = config.incidents;
+  if (inc.ackSecret) out.push({ field: 'incidents.ackSecret', ref: inc.ackSecret });
+  if (inc.auth) out.push('bearerToken' in inc.auth ? { field: 'incidents.auth.bearerToken', ref: inc.auth.bearerToken } : { field: 'incidents.auth.password', ref: inc.auth.password });
   return out;
 }
 

@@ -4,3 +4,4 @@ export { restoreDatabase, dropDatabaseLater } from './restore-database';
 export { verifyBackup } from './verify-backup';
 export { incident } from './incident';
 export { healthWatch } from './health-watch';
+export { remediateService } from './remediate-service';

@@ -144,7 +144,7 @@ test('Temporal dev server restarted (SQLite kept) while level 2 is due: levels 2
     const fp = uniqueName('restart').replace('_', '');
     const id = `incident/${fp}`;
     await openIncident(new Client({ connection }), config, { fingerprint: fp, title: 'payments down', severity: 'critical', source: 'manual' });
-    await waitUntil('level 1 sent', async () => (smtp.received.filter((m) => m.raw.includes(id)).length === 2 && sms.messages.filter((m) => m.body.includes(id)).length === 2 ? true : undefined));
+    await waitUntil('level 1 sent', () => Promise.resolve(smtp.received.filter((m) => m.raw.includes(id)).length === 2 && sms.messages.filter((m) => m.body.includes(id)).length === 2 ? true : undefined));
     await connection.close();
     await temporal.stop();
     await new Promise((r) => setTimeout(r, 4_000)); // level 2 falls due while the server is down
