@@ -17,6 +17,7 @@ import { testConfig, uniqueName } from './support/servers';
 import { type FakeSlack, startFakeSlack } from './support/slack-api';
 import { type FakeSms, startFakeSms } from './support/sms-api';
 import { startSmtp } from './support/smtp';
+import { runCli, writeConfigFile } from './support/processes';
 import { useDevServer, workflowBundle } from './support/temporal';
 
 // WF-08 end to end on the shared dev server with the real notify activity: a real SMTP server (AUTH) receives
@@ -28,6 +29,7 @@ let smtp: Awaited<ReturnType<typeof startSmtp>>;
 let slack: FakeSlack;
 let sms: FakeSms;
 let config: Config;
+let configYaml: string;
 let worker: Worker;
 let running: Promise<void>;
 let receiver: Server;
@@ -73,7 +75,8 @@ beforeAll(async () => {
   });
   const raw = parse(yaml);
   raw.notifications.sentLog = { redis: 'cache' };
-  config = parseConfig(stringify(raw), 'incident.yaml');
+  configYaml = stringify(raw);
+  config = parseConfig(configYaml, 'incident.yaml');
   worker = await createRunbookWorker({ config, connection: dev.workerConnection, workflowBundle: await workflowBundle() });
   running = worker.run();
   receiver = createIncidentServer({ client: dev.client, config });
@@ -278,5 +281,20 @@ test('the SMS provider refusing a number fails the notification at once, without
   expect(err?.message).toMatch(/HTTP 400 .*not a valid phone number/);
   expect(err?.message).not.toContain('sms-test-token');
   expect((err as { nonRetryable?: boolean }).nonRetryable).toBe(true);
+});
+
+test('runbook ack / resolve from a terminal: the same Updates; a refusal exits 2 with the reason', async () => {
+  const f = fp();
+  const id = `incident/${f}`;
+  await openIncident(dev.client, config, { fingerprint: f, title: 'queue backlog', severity: 'medium', source: 'manual' });
+  const file = writeConfigFile(configYaml);
+  const ack = await runCli(['--config', file, 'ack', id, '--by', 'carol', '--note', 'draining'], { RUNBOOK_USER: 'carol' });
+  expect([ack.exitCode, ack.stdout]).toEqual([0, expect.stringMatching(/^acknowledged by carol at /)]);
+  const again = await runCli(['--config', file, 'ack', id, '--by', 'dan']);
+  expect([again.exitCode, again.stderr]).toEqual([2, expect.stringContaining('ack: incident already acknowledged by carol')]);
+  const resolved = await runCli(['--config', file, 'resolve', id], { RUNBOOK_USER: 'erin' });
+  expect([resolved.exitCode, resolved.stdout]).toEqual([0, expect.stringMatching(/^resolved by erin at /)]);
+  const outcome = await dev.client.workflow.getHandle<typeof incident>(id).result();
+  expect(outcome).toMatchObject({ acknowledged: { by: 'carol', note: 'draining' }, resolved: { by: 'erin' } });
 });
 });
