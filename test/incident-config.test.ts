@@ -43,9 +43,11 @@ test('the seed matrix is the default: critical 15/30 min by SMS + email + Slack 
   expect(critical.levels.map((l) => l.afterMs / 60_000)).toEqual([15, 15, 30]);
   expect(critical.people.cto).toEqual({ name: 'cto', email: 'cto@example.com', phone: '+34600111555' });
   expect(escalationPolicy(config, { severity: 'high', policy: 'database' }).name).toBe('database');
-  expect(() => escalationPolicy(parseConfig('', 'empty.yaml'), { severity: 'critical' })).toThrow(
-    'escalation.people: the default critical policy names on-call, lead-dev, cto, who are not in escalation.people or escalation.rotations',
-  );
+  // Nobody configured for the default's roles: the alert still pages someone, the operators of notifications.email.to.
+  const bare = escalationPolicy(parseConfig('notifications:\n  email: { host: smtp, from: r@x.co, to: [ops@x.co, sre@x.co] }', 'bare.yaml'), { severity: 'critical' });
+  expect(bare.name).toBe('default-critical (on-call, lead-dev, cto not configured: notifications.email.to instead)');
+  expect(bare.levels.map((l) => l.targets)).toEqual([['ops@x.co', 'sre@x.co'], ['ops@x.co', 'sre@x.co'], ['ops@x.co', 'sre@x.co']]);
+  expect(bare.people['ops@x.co']).toEqual({ name: 'ops@x.co', email: 'ops@x.co' });
 });
 
 test.each([

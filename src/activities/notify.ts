@@ -215,15 +215,21 @@ export function escalationPolicy(config: Config, input: { severity: Severity; po
       else missing.push(t);
     }
   }
+  let levels = policy.levels;
   if (missing.length) {
-    throw ApplicationFailure.nonRetryable(
-      `escalation.people: the ${name ? `policy "${name}"` : `default ${input.severity} policy`} names ${[...new Set(missing)].join(', ')}, who are not in escalation.people or escalation.rotations`,
-      'PolicyError',
-    );
+    // Only a seed default can get here (the config check refuses unknown names in its own policies). An
+    // alert must never be dropped for want of a contact: the roles nobody configured become the operators
+    // of notifications.email.to (and the Slack channel, which every incident message reaches anyway).
+    const operators = config.notifications.email?.to ?? [];
+    for (const address of operators) people[address] = { name: address, email: address };
+    levels = policy.levels.map((l) => {
+      const targets = [...new Set(l.targets.flatMap((t) => (missing.includes(t) ? operators : [t])))];
+      return { ...l, targets };
+    });
   }
   return {
-    name: name ?? `default-${input.severity}`,
-    levels: policy.levels.map((l) => ({ targets: l.targets, channels: l.channels, afterMs: durationMs(l.after) })),
+    name: (name ?? `default-${input.severity}`) + (missing.length ? ` (${[...new Set(missing)].join(', ')} not configured: notifications.email.to instead)` : ''),
+    levels: levels.map((l) => ({ targets: l.targets, channels: l.channels, afterMs: durationMs(l.after) })),
     repeat: policy.repeat,
     people,
     rotations: Object.fromEntries(
