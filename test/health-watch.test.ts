@@ -2,13 +2,16 @@ import { createServer, type Server } from 'node:http';
 import { type AddressInfo } from 'node:net';
 import path from 'node:path';
 import { type Worker } from '@temporalio/worker';
+import { execa } from 'execa';
 import { type RunningRedis, startRedis } from '../src/client/local-servers';
 import { type Config } from '../src/config/schema';
 import { createRunbookWorker } from '../src/workers/worker';
 import { type healthWatch } from '../src/workflows/health-watch';
 import { type incident } from '../src/workflows/incident';
 import { timelineQuery } from '../src/workflows/incident-definitions';
-import { tempDir, testConfig, uniqueName } from './support/servers';
+import { type remediateService } from '../src/workflows/remediate-service';
+import { type ServiceContainer, serviceContainer } from './support/restore-fixture';
+import { servers, tempDir, testConfig, uniqueName } from './support/servers';
 import { useDevServer, workflowBundle } from './support/temporal';
 
 // WF-09 against real servers: the shared PostgreSQL, a Redis of this test's own (it gets stopped and started
@@ -22,6 +25,7 @@ describe('health watch', () => {
   let redisDir: string;
   let redisPort: number;
   let web: Server;
+  let api: ServiceContainer;
   let config: Config;
   let worker: Worker;
   let running: Promise<void>;
@@ -33,6 +37,7 @@ describe('health watch', () => {
     redisPort = redis.port;
     web = createServer((_req, res) => res.writeHead(200).end('ok'));
     await new Promise<void>((resolve) => web.listen(0, '127.0.0.1', () => resolve()));
+    api = await serviceContainer();
     process.env.HW_REDIS_PASSWORD = 'hw-redis-password';
     const taskQueue = uniqueName('health');
     const base = testConfig({ taskQueue, databases: ['postgres'] }).config;
@@ -43,11 +48,17 @@ describe('health watch', () => {
         targets: {
           databases: base.targets.databases.map((d) => ({ ...d, restore: undefined, services: undefined, production: undefined })),
           redis: [{ name: redisName, host: '127.0.0.1', port: redisPort, password: { env: 'HW_REDIS_PASSWORD' } }],
+          dockerHosts: [{ name: 'local', dockerHost: servers().docker.host }],
+          services: [{ name: 'api', host: 'local', containers: [api.name], healthUrl: api.healthUrl }],
         },
+        remediation: { services: { api: { restart: 'auto', scaleOut: 'approval', cpuThreshold: 80 } } },
         // The default "high" policy pages on-call, then the team lead (no channel configured: recorded, not sent).
         escalation: { people: { 'on-call': { email: 'oncall@example.test' }, 'team-lead': { email: 'lead@example.test' } } },
         health: {
-          http: [{ name: 'web', url: `http://127.0.0.1:${(web.address() as AddressInfo).port}/health` }],
+          http: [
+            { name: 'web', url: `http://127.0.0.1:${(web.address() as AddressInfo).port}/health` },
+            { name: 'api', url: api.healthUrl, timeout: '2s', service: 'api' },
+          ],
           disk: [],
           memory: { warn: 100, critical: 100 },
         },
@@ -62,6 +73,7 @@ describe('health watch', () => {
     await running;
     await redis?.stop();
     await new Promise<void>((resolve) => web?.close(() => resolve()));
+    await api?.remove();
   });
 
   const watch = () =>
@@ -71,6 +83,7 @@ describe('health watch', () => {
   test('Redis stops: its incident opens; Redis back: the incident resolves; healthy checks open nothing', async () => {
     const ok = await watch();
     expect(ok.checks.map((c) => [c.check, c.ok]).sort()).toEqual([
+      ['health-http-api', true],
       ['health-http-web', true],
       ['health-memory', true],
       ['health-postgres-postgres', true],
@@ -85,6 +98,7 @@ describe('health watch', () => {
     expect(failing.detail).toMatch(/ECONNREFUSED|connect/);
     expect(failing.detail).not.toContain('hw-redis-password');
     expect(down.opened).toEqual([`incident/${redisCheck}`]);
+    expect(down.remediations).toEqual([]); // Redis has no remediation ladder
     const h = dev.client.workflow.getHandle<typeof incident>(`incident/${redisCheck}`);
     expect((await h.query(timelineQuery)).status).toBe('open');
 
@@ -99,5 +113,21 @@ describe('health watch', () => {
     expect(up.resolved).toEqual([redisCheck]);
     const outcome = await h.result();
     expect(outcome.resolved).toMatchObject({ by: 'health-watch', auto: true });
+  });
+
+  test('the api container stops: its incident opens and its remediation ladder restarts it; the next run resolves the incident', async () => {
+    await execa('docker', ['stop', '-t', '2', api.name], { env: { DOCKER_HOST: servers().docker.host } });
+    expect(await api.running()).toBe(false);
+    const down = await watch();
+    expect(down.checks.find((c) => c.check === 'health-http-api')).toMatchObject({ ok: false, severity: 'critical', remediate: 'api' });
+    expect(down.opened).toEqual(['incident/health-http-api']);
+    expect(down.remediations).toEqual(['remediate/api']);
+    const ladder = await dev.client.workflow.getHandle<typeof remediateService>('remediate/api').result();
+    expect(ladder).toMatchObject({ service: 'api', restarted: true, healthyAfterRestart: true });
+    expect(ladder.skipped).toEqual([expect.stringMatching(/^scale out: CPU [\d.]+ % is not above 80 %$/)]);
+    expect(await api.running()).toBe(true);
+    const up = await watch();
+    expect(up.resolved).toEqual(['health-http-api']);
+    expect((await dev.client.workflow.getHandle<typeof incident>('incident/health-http-api').result()).resolved).toMatchObject({ by: 'health-watch', auto: true });
   });
 });

@@ -22,6 +22,8 @@ export interface HealthCheckResult {
   severity: Severity;
   detail: string;
   durationMs: number;
+  /** A service whose remediation ladder should start when this check fails. */
+  remediate?: string;
 }
 
 async function timed(check: string, severity: Severity, fn: () => Promise<string>): Promise<HealthCheckResult> {
@@ -46,6 +48,7 @@ export async function runHealthChecks(config: Config, input: HealthCheckInput = 
   if (!h) return [];
   const checks: Array<Promise<HealthCheckResult>> = [];
   for (const probe of h.http) {
+    const remediate = probe.service && config.remediation.services[probe.service] ? probe.service : undefined;
     checks.push(
       timed(`health-http-${probe.name}`, probe.severity, async () => {
         const t0 = Date.now();
@@ -61,7 +64,7 @@ export async function runHealthChecks(config: Config, input: HealthCheckInput = 
         if (res.status !== probe.expectStatus) throw failure(`${probe.url}: HTTP ${res.status} (expected ${probe.expectStatus})`);
         if (ms > durationMs(probe.slow)) throw failure(`${probe.url}: slow, ${ms} ms (> ${probe.slow})`, 'high');
         return `HTTP ${res.status} in ${ms} ms`;
-      }),
+      }).then((r) => (remediate ? { ...r, remediate } : r)),
     );
   }
   if (h.databases) {

@@ -361,6 +361,8 @@ const healthSchema = z
             slow: duration.default('5s'),
             expectStatus: z.number().int().min(100).max(599).default(200),
             severity: z.enum(SEVERITIES).default('critical'),
+            /** The service behind this endpoint: when it fails, its remediation ladder starts (remediation.services). */
+            service: name.optional(),
           })
           .strict(),
       )
@@ -489,6 +491,7 @@ function checkEscalation(
     escalation: z.infer<typeof escalationSchema>;
     notifications: z.infer<typeof notificationsSchema>;
     remediation: z.infer<typeof remediationSchema>;
+    health?: z.infer<typeof healthSchema>;
     targets: { redis: Array<{ name: string }>; services: Array<{ name: string }> };
   },
   ctx: z.RefinementCtx,
@@ -497,6 +500,11 @@ function checkEscalation(
   if (log && !cfg.targets.redis.some((r) => r.name === log.redis)) {
     ctx.addIssue({ code: 'custom', path: ['notifications', 'sentLog', 'redis'], message: `unknown redis target "${log.redis}" (not in targets.redis)` });
   }
+  cfg.health?.http.forEach((h, i) => {
+    if (h.service && !cfg.targets.services.some((t) => t.name === h.service)) {
+      ctx.addIssue({ code: 'custom', path: ['health', 'http', i, 'service'], message: `unknown service "${h.service}" (not in targets.services)` });
+    }
+  });
   for (const svc of Object.keys(cfg.remediation.services)) {
     if (!cfg.targets.services.some((t) => t.name === svc)) {
       ctx.addIssue({ code: 'custom', path: ['remediation', 'services', svc], message: `unknown service "${svc}" (not in targets.services)` });

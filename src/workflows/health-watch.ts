@@ -1,6 +1,8 @@
-import { proxyActivities } from '@temporalio/workflow';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
+import { ParentClosePolicy, proxyActivities, startChild } from '@temporalio/workflow';
 import type { HealthCheckResult, RunbookActivities } from '../activities';
 import { Progress } from './progress';
+import { remediateService } from './remediate-service';
 
 const quick = proxyActivities<RunbookActivities>({
   startToCloseTimeout: '2 minutes',
@@ -16,6 +18,8 @@ export interface HealthWatchResult {
   checks: HealthCheckResult[];
   opened: string[];
   resolved: string[];
+  /** Remediation ladders started (or already running) for failing services. */
+  remediations: string[];
 }
 
 /**
@@ -30,6 +34,22 @@ export async function healthWatch(input: HealthWatchInput = {}): Promise<HealthW
   const failing = checks.filter((c) => !c.ok).map((c) => ({ check: c.check, severity: c.severity, detail: c.detail }));
   const recovered = checks.filter((c) => c.ok).map((c) => c.check);
   const r = await progress.step('incidents', () => quick.raiseIncidents({ failing, recovered }), (x) => `opened/joined ${x.opened.length}, resolved ${x.resolved.length}`);
+  const remediations: string[] = [];
+  for (const service of [...new Set(checks.filter((c) => !c.ok && c.remediate).map((c) => c.remediate!))]) {
+    const workflowId = `remediate/${service}`;
+    const why = checks.filter((c) => !c.ok && c.remediate === service).map((c) => `${c.check}: ${c.detail}`).join('; ');
+    await progress.step(`remediate ${service}`, async () => {
+      try {
+        // It outlives this 5-minute run; one ladder per service at a time (a running one is left alone).
+        await startChild(remediateService, { workflowId, args: [{ service, reason: why, requestedBy: 'health-watch' }], parentClosePolicy: ParentClosePolicy.ABANDON });
+        return 'started';
+      } catch (err) {
+        if (err instanceof WorkflowExecutionAlreadyStartedError) return 'already running';
+        throw err;
+      }
+    }, (x) => x);
+    remediations.push(workflowId);
+  }
   progress.finish('completed');
-  return { checks, ...r };
+  return { checks, ...r, remediations };
 }
