@@ -17,6 +17,7 @@ import { testConfig, uniqueName } from './support/servers';
 import { type FakeSlack, startFakeSlack } from './support/slack-api';
 import { type FakeSms, startFakeSms } from './support/sms-api';
 import { startSmtp } from './support/smtp';
+import { recordHistory } from './support/histories';
 import { runCli, writeConfigFile } from './support/processes';
 import { useDevServer, workflowBundle } from './support/temporal';
 
@@ -182,6 +183,7 @@ test('Alertmanager firing twice makes one incident; it pages level 1 then level 
   const outcome = await h.result();
   expect(outcome.resolved).toMatchObject({ by: 'alertmanager', auto: true });
   expect(slack.messages.find((m) => m.ts === root.ts)!.edits.at(-1)!.text).toMatch(/resolved by alertmanager/);
+  await recordHistory(id, 'incident-alertmanager');
   // Resolved again (Alertmanager repeats): nothing open, nothing started.
   expect(await (await post(payload('resolved', f))).json()).toEqual({ ok: true, incidents: [{ fingerprint: f, workflowId: id, action: 'not open' }] });
 });
