@@ -58,4 +58,6 @@ export default tseslint.config(
       '@typescript-eslint/explicit-module-boundary-types': 'off',
     },
   },
+  // Plain ES modules (scripts/*.mjs) are outside the TypeScript project: lint them without type information.
+  { files: ['**/*.mjs'], ...tseslint.configs.disableTypeChecked, languageOptions: { parserOptions: { projectService: false }, globals: { console: 'readonly' } } },
 );

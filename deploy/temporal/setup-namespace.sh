@@ -1,6 +1,6 @@
 #!/bin/sh
 # Creates the runbooks namespace (if missing) and registers the custom search attributes the
-# runbooks use (RunbookName, RunbookTarget: Keyword). Run by the temporal-setup service of
+# runbooks use (RunbookName, RunbookTarget, Environment, TriggeredBy, RunbookStatus: Keyword). Run by the temporal-setup service of
 # docker-compose.temporal.yml (temporalio/admin-tools image). Safe to re-run.
 # `runbook setup` (the project's CLI) registers the same search attributes from a worker host.
 #
@@ -79,4 +79,7 @@ ensure_namespace
 retry 60 "namespace $NS" temporal operator search-attribute list --namespace "$NS"
 ensure_search_attribute RunbookName Keyword
 ensure_search_attribute RunbookTarget Keyword
+ensure_search_attribute Environment Keyword
+ensure_search_attribute TriggeredBy Keyword
+ensure_search_attribute RunbookStatus Keyword
 log "done"

@@ -6,7 +6,8 @@
 # server image tag. It never drops anything.
 #
 # Environment: SQL_PLUGIN SQL_HOST SQL_PORT SQL_USER SQL_PASSWORD (read by temporal-sql-tool too),
-# TEMPORAL_DBNAME, TEMPORAL_VISIBILITY_DBNAME.
+# TEMPORAL_DBNAME, TEMPORAL_VISIBILITY_DBNAME; with OpenSearch/Elasticsearch visibility
+# (docker-compose.temporal.opensearch.yml) also ES_SCHEME ES_HOST ES_PORT ES_VERSION ES_VISIBILITY_INDEX.
 set -eu
 
 : "${SQL_PLUGIN:=postgres12}"
@@ -68,7 +69,24 @@ wait_for_postgres
 ensure_database "$TEMPORAL_DBNAME"
 migrate "$TEMPORAL_DBNAME" "$SCHEMA_ROOT/temporal/versioned"
 
-ensure_database "$TEMPORAL_VISIBILITY_DBNAME"
-migrate "$TEMPORAL_VISIBILITY_DBNAME" "$SCHEMA_ROOT/visibility/versioned"
+if [ -n "${ES_HOST:-}" ]; then
+  # Visibility in OpenSearch/Elasticsearch: the index template and the index (kept if it exists).
+  es="${ES_SCHEME:-http}://$ES_HOST:${ES_PORT:-9200}"
+  : "${ES_VERSION:=v7}"
+  : "${ES_VISIBILITY_INDEX:=temporal_visibility_v1}"
+  i=0
+  until curl -sf "$es/_cluster/health?wait_for_status=yellow&timeout=1s" >/dev/null; do
+    i=$((i + 1))
+    if [ "$i" -ge 60 ]; then log "search engine at $es not ready after 120s" >&2; exit 1; fi
+    sleep 2
+  done
+  log "visibility index template and index $ES_VISIBILITY_INDEX at $es"
+  curl -sf -X PUT "$es/_template/temporal_visibility_v1_template" -H 'Content-Type: application/json' \
+    --data-binary "@/etc/temporal/schema/elasticsearch/visibility/index_template_$ES_VERSION.json" >/dev/null
+  curl -sf --head "$es/$ES_VISIBILITY_INDEX" >/dev/null || curl -sf -X PUT "$es/$ES_VISIBILITY_INDEX" >/dev/null
+else
+  ensure_database "$TEMPORAL_VISIBILITY_DBNAME"
+  migrate "$TEMPORAL_VISIBILITY_DBNAME" "$SCHEMA_ROOT/visibility/versioned"
+fi
 
 log "done"

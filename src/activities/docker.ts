@@ -151,3 +151,43 @@ export async function startContainers(input: StartContainersInput): Promise<Star
   if (toStart.length) await dockerOk(input.dockerHost, ['start', '--', ...toStart], 120_000);
   return { started: names.filter((n) => !alreadyRunning.includes(n)), alreadyRunning };
 }
+
+export interface RestartContainersInput {
+  dockerHost: string;
+  containers: string[];
+  /** Containers started at or after this instant (ISO) are already restarted: the idempotency key. */
+  notBefore: string;
+  /** Seconds docker waits after SIGTERM before SIGKILL; default 10. */
+  timeoutSeconds?: number;
+}
+
+export interface RestartContainersResult {
+  restarted: string[];
+  /** Already started after notBefore (by an earlier attempt of this call, or by someone else). */
+  alreadyRestarted: string[];
+}
+
+/**
+ * A rolling restart: one container at a time, each running again before the next goes down, so a service
+ * with two or more containers keeps serving. A missing container fails (non-retryable ContainerMissing)
+ * before anything restarts. Retry-safe: a container started at or after `notBefore` is left alone.
+ */
+export async function restartContainers(input: RestartContainersInput): Promise<RestartContainersResult> {
+  const timeoutSeconds = input.timeoutSeconds ?? 10;
+  const states = await containerStates(input.dockerHost, input.containers);
+  const missing = missingFailure(input.dockerHost, states);
+  if (missing) throw missing;
+  const notBefore = Date.parse(input.notBefore);
+  const result: RestartContainersResult = { restarted: [], alreadyRestarted: [] };
+  for (const name of Object.keys(states)) {
+    const startedAt = (await dockerOk(input.dockerHost, ['inspect', '--type', 'container', '--format', '{{.State.StartedAt}} {{.State.Status}}', '--', name])).trim();
+    const [at = '', status = ''] = startedAt.split(' ');
+    if (status === 'running' && Date.parse(at) >= notBefore) {
+      result.alreadyRestarted.push(name);
+      continue;
+    }
+    await dockerOk(input.dockerHost, ['restart', '--time', String(timeoutSeconds), '--', name], (timeoutSeconds + 60) * 1000);
+    result.restarted.push(name);
+  }
+  return result;
+}

@@ -1,5 +1,5 @@
 import { type Config, type Severity } from '../config/schema';
-import { type StartContainersInput, type StopContainersInput, startContainers, stopContainers } from './docker';
+import { type RestartContainersInput, type StartContainersInput, type StopContainersInput, restartContainers, startContainers, stopContainers } from './docker';
 import { type EmailMessage, sendEmail } from './email';
 import { type DumpPostgresInput, dumpPostgres } from './postgres';
 import { heartbeating } from './process';
@@ -18,8 +18,9 @@ import {
 import { type SnapshotRedisInput, snapshotRedis } from './redis';
 import { type SlackPostInput, type SlackUpdateInput, postSlackMessage, updateSlackMessage } from './slack';
 import { pruneDirectory } from './retention';
+import * as rotation from './rotation';
 import { type NotifyInput, escalationPolicy, notify } from './notify';
-import { type RestartInput, checkServiceHealth, containerCpu, remediationPlan, restartContainers } from './remediation';
+import { checkServiceHealth, containerCpu, remediationPlan } from './remediation';
 import { type HealthCheckInput, type RaiseIncidentsInput, raiseIncidents, runHealthChecks } from './health';
 import { targetDir } from './storage';
 
@@ -43,8 +44,9 @@ export function createActivities({ config }: Deps) {
     // Idempotent by backupId: an existing valid manifest is returned; otherwise a new BGSAVE is copied.
     snapshotRedis: (input: SnapshotRedisInput) => snapshotRedis(config, input),
     // Idempotent by (target folder, now): deleting non-kept backups never changes which are kept; tombstones finish cut deletions.
-    pruneBackups: (input: PruneBackupsInput) =>
+    pruneBackups: heartbeating((input: PruneBackupsInput) =>
       pruneDirectory(targetDir(config.backups.root, input.target), config.backups.retention, new Date(input.now), input.dryRun),
+    ),
     // Idempotent by idempotencyKey: every attempt carries the same Message-ID (SMTP itself cannot dedupe).
     sendEmail: heartbeating((msg: EmailMessage) => sendEmail(config, msg)),
     // Idempotent by idempotencyKey: kept in the message's metadata; a retry finds the earlier post and returns it.
@@ -73,6 +75,36 @@ export function createActivities({ config }: Deps) {
     stopContainers: heartbeating((input: StopContainersInput) => stopContainers(input)),
     // Idempotent: a running container stays running.
     startContainers: heartbeating((input: StartContainersInput) => startContainers(input)),
+    // Idempotent by notBefore: a container started at or after it is not restarted again.
+    restartContainers: heartbeating((input: RestartContainersInput) => restartContainers(input)),
+
+    // RB-02 secret rotation. Inputs are { set, rotationId } only: the values stay in the worker's encrypted state file.
+    // Idempotent by rotationId: a retry returns the stored plan; another rotation of the set is refused.
+    beginRotation: heartbeating((input: rotation.RotationRef & { workflowId: string; now: string }) => rotation.beginRotation(config, input)),
+    // Idempotent: sets the same new password / key again.
+    applyNewCredential: heartbeating((ref: rotation.RotationRef) => rotation.applyNewCredential(config, ref)),
+    // Idempotent: a read-only login.
+    verifyNewCredential: heartbeating((ref: rotation.RotationRef) => rotation.verifyNewCredential(config, ref)),
+    // Idempotent by rotationId: the new text is always derived from the version kept at the first attempt.
+    writeEnvFiles: heartbeating((ref: rotation.RotationRef) => rotation.writeEnvFiles(config, ref)),
+    // Idempotent: writes the kept version back only where the file differs.
+    restoreEnvFiles: heartbeating((ref: rotation.RotationRef) => rotation.restoreEnvFiles(config, ref)),
+    // Idempotent: a GitHub secret PUT replaces the value.
+    updateGithubSecrets: heartbeating((ref: rotation.RotationRef) => rotation.updateGithubSecrets(config, ref)),
+    // Idempotent: PUT replaces, with the previous values.
+    restoreGithubSecrets: heartbeating((ref: rotation.RotationRef) => rotation.restoreGithubSecrets(config, ref)),
+    // Idempotent by notBefore (see restartContainers).
+    restartConsumers: heartbeating((input: rotation.RotationRef & { notBefore: string }) => rotation.restartConsumers(config, input)),
+    // Idempotent: NOLOGIN / removing hashes / dropping keys that are already gone changes nothing.
+    retireOldCredential: heartbeating((ref: rotation.RotationRef) => rotation.retireOldCredential(config, ref)),
+    // Idempotent: LOGIN / re-adding hashes and keys only where missing.
+    unretireOldCredential: heartbeating((ref: rotation.RotationRef) => rotation.unretireOldCredential(config, ref)),
+    // Idempotent: read-only.
+    verifyOldRetired: heartbeating((ref: rotation.RotationRef) => rotation.verifyOldRetired(config, ref)),
+    // Idempotent: NOLOGIN / removing the new hash / dropping the new key only where present.
+    revertNewCredential: heartbeating((ref: rotation.RotationRef) => rotation.revertNewCredential(config, ref)),
+    // Idempotent by rotationId: one audit line per rotation; no state file means already finished.
+    finishRotation: heartbeating((input: rotation.FinishRotationInput) => rotation.finishRotation(config, input)),
 
     // Incidents (WF-08) and the health watch (WF-09).
     // Idempotent: reads config only (the workflow keeps the result, so a running incident keeps its policy).
@@ -86,8 +118,6 @@ export function createActivities({ config }: Deps) {
     // RB-03 remediation ladder.
     // Idempotent: reads config only.
     remediationPlan: (input: { service: string }) => Promise.resolve(remediationPlan(config, input)),
-    // Idempotent by notBefore: containers started after the workflow's decision are not restarted again.
-    restartContainers: heartbeating((input: RestartInput) => restartContainers(input)),
     // Idempotent: read-only (docker stats).
     containerCpu: heartbeating((input: { dockerHost: string; containers: string[] }) => containerCpu(input)),
     // Idempotent: a GET.
@@ -101,6 +131,7 @@ export type { PruneResult } from './retention';
 export type { EmailResult, EmailMessage } from './email';
 export type { SlackPostInput, SlackPostResult, SlackUpdateInput } from './slack';
 export type { RestorePlan, CheckResult } from './restore';
+export type { RotationPlan, RotationRef } from './rotation';
 export type { NotifyInput, NotifyResult } from './notify';
 export type { HealthCheckResult, HealthCheckInput, RaiseIncidentsInput } from './health';
 export type { RemediationPlan } from './remediation';

@@ -1,7 +1,6 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { execa } from 'execa';
 import { type Config, durationMs } from '../config/schema';
-import { containerStates } from './docker';
 
 /** RB-03 steps on a service's containers (docker CLI, DOCKER_HOST per host, argument arrays). */
 
@@ -36,30 +35,6 @@ async function docker(dockerHost: string, args: string[]): Promise<string> {
   const r = await execa('docker', args, { env: { DOCKER_HOST: dockerHost }, reject: false, stdin: 'ignore', timeout: 120_000 });
   if (r.exitCode !== 0) throw ApplicationFailure.retryable(`docker ${args[0]} on ${dockerHost} failed: ${String(r.stderr).trim().slice(-500)}`, 'DockerCommandFailed');
   return String(r.stdout);
-}
-
-export interface RestartInput {
-  dockerHost: string;
-  containers: string[];
-  /** The workflow's decision time: a container started after it was already restarted (by an earlier attempt). */
-  notBefore: string;
-}
-
-/**
- * `docker restart` the containers not (re)started since `notBefore`. Idempotent by that instant: a retry
- * after a lost reply finds them started after it and restarts nothing twice.
- */
-export async function restartContainers(input: RestartInput): Promise<{ restarted: string[]; alreadyRestarted: string[] }> {
-  const states = await containerStates(input.dockerHost, input.containers);
-  const missing = Object.keys(states).filter((n) => states[n] === 'missing');
-  if (missing.length) throw ApplicationFailure.nonRetryable(`container(s) not found on ${input.dockerHost}: ${missing.join(', ')}`, 'ContainerMissing');
-  const names = Object.keys(states);
-  const started = (await docker(input.dockerHost, ['inspect', '--type', 'container', '--format', '{{.State.StartedAt}}', '--', ...names])).trim().split('\n');
-  const since = Date.parse(input.notBefore);
-  const alreadyRestarted = names.filter((_, i) => states[names[i]!] === 'running' && Date.parse(started[i] ?? '') >= since);
-  const restarted = names.filter((n) => !alreadyRestarted.includes(n));
-  if (restarted.length) await docker(input.dockerHost, ['restart', '--time', '10', '--', ...restarted]);
-  return { restarted, alreadyRestarted };
 }
 
 /** The highest CPU % among the containers (`docker stats --no-stream`). Read-only. */

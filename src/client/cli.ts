@@ -11,13 +11,15 @@ import { Command, CommanderError, Option } from 'commander';
 import { type Config } from '../config/schema';
 import { ConfigError, configPath, loadConfig } from '../config/load';
 import { InputError, type RunbookDefinition, findRunbook, parseRunbookInput, runbooks } from '../config/runbooks';
-import { RUNBOOK_NAME, RUNBOOK_TARGET, SEARCH_ATTRIBUTES } from '../config/temporal';
+import { ENVIRONMENT, RUNBOOK_NAME, RUNBOOK_STATUS, RUNBOOK_TARGET, SEARCH_ATTRIBUTES, TRIGGERED_BY } from '../config/temporal';
 import { checkSecrets, redact } from '../config/secrets';
 import { listBackups, targetDir } from '../activities/storage';
 import { type RunbookStatus, approveUpdate, rejectUpdate } from '../workflows/definitions';
 import { acknowledgeUpdate, resolveUpdate } from '../workflows/incident-definitions';
 import { UnreachableError, connectClient } from './connection';
 import { desiredSchedules, syncSchedules } from './schedules';
+import { runbookStartMetadata } from './start-options';
+import { startConfiguredCodecServer } from './codec-server';
 
 /**
  * `runbook`: start, inspect and steer runbooks from a terminal. Exit codes: 0 ok, 1 the operation failed,
@@ -106,10 +108,7 @@ export function buildProgram(): Command {
           taskQueue: cfg.temporal.taskQueue,
           workflowId,
           args: [input],
-          typedSearchAttributes: [
-            { key: RUNBOOK_NAME, value: def.name },
-            { key: RUNBOOK_TARGET, value: def.target(input) },
-          ],
+          ...runbookStartMetadata(cfg, def, input, `cli:${operatorName()}`),
         });
         out(globals(), `started ${workflowId}\n  ${webUiLink(cfg, workflowId)}`, { workflowId, runId: handle.firstExecutionRunId });
         if (o.wait) {
@@ -124,25 +123,31 @@ export function buildProgram(): Command {
     .description('list runbook runs, newest first')
     .option('--runbook <name>', 'only this runbook')
     .option('--target <name>', 'only runs against this target')
+    .addOption(new Option('--environment <env>', 'only runs against production or non-production targets').choices(['production', 'non-production']))
+    .option('--triggered-by <who>', 'only runs started by this (cli:<user>, schedule:<id>, ...)')
     .addOption(new Option('--status <status>', 'only runs in this state').choices(['running', 'completed', 'failed', 'canceled', 'terminated', 'timed_out']))
     .option('--limit <n>', 'at most this many', (v) => Number.parseInt(v, 10), 20)
-    .action(async (o: { runbook?: string; target?: string; status?: string; limit: number }) => {
+    .action(async (o: { runbook?: string; target?: string; environment?: string; triggeredBy?: string; status?: string; limit: number }) => {
       const cfg = config();
       const clauses: string[] = [];
       if (o.runbook) clauses.push(`${RUNBOOK_NAME.name} = ${JSON.stringify(o.runbook)}`);
       if (o.target) clauses.push(`${RUNBOOK_TARGET.name} = ${JSON.stringify(o.target)}`);
+      if (o.environment) clauses.push(`${ENVIRONMENT.name} = ${JSON.stringify(o.environment)}`);
+      if (o.triggeredBy) clauses.push(`${TRIGGERED_BY.name} = ${JSON.stringify(o.triggeredBy)}`);
       if (o.status) {
         const pascal = o.status.replace(/(^|_)([a-z])/g, (_m, _s, c: string) => c.toUpperCase());
         clauses.push(`ExecutionStatus = ${JSON.stringify(pascal)}`);
       }
       await withClient(cfg, async (client) => {
-        const rows: Array<{ workflowId: string; type: string; status: string; startTime: string }> = [];
+        const rows: Array<{ workflowId: string; type: string; status: string; startTime: string; step?: string }> = [];
         for await (const wf of client.workflow.list({ query: clauses.join(' AND ') || undefined, pageSize: o.limit })) {
-          rows.push({ workflowId: wf.workflowId, type: wf.type, status: wf.status.name, startTime: wf.startTime.toISOString() });
+          // RunbookStatus: the step a running run is in (or how it ended), as the workflow last upserted it.
+          const step = wf.typedSearchAttributes.get(RUNBOOK_STATUS);
+          rows.push({ workflowId: wf.workflowId, type: wf.type, status: wf.status.name, startTime: wf.startTime.toISOString(), ...(step ? { step } : {}) });
           if (rows.length >= o.limit) break;
         }
         const human = rows.length
-          ? rows.map((r) => `${r.startTime}  ${r.status.padEnd(10)} ${r.workflowId}`).join('\n')
+          ? rows.map((r) => `${r.startTime}  ${r.status.padEnd(10)} ${r.workflowId}${r.status === 'RUNNING' && r.step ? `  (${r.step})` : ''}`).join('\n')
           : 'no runs match';
         out(globals(), human, rows);
       });
@@ -349,6 +354,20 @@ export function buildProgram(): Command {
           registered: missing.map((k) => k.name),
         });
       });
+    });
+
+  program
+    .command('codec-server')
+    .description('serve /decode and /encode for the Web UI with the configured payload codecs (observability.codecServer)')
+    .action(async () => {
+      const cfg = config();
+      const server = await startConfiguredCodecServer(cfg);
+      out(globals(), `codec server on ${server.url} for ${cfg.observability.codecServer?.corsOrigins.join(', ') ?? ''}`, { url: server.url });
+      await new Promise<void>((resolve) => {
+        process.once('SIGINT', resolve);
+        process.once('SIGTERM', resolve);
+      });
+      await server.close();
     });
 
   return program;

@@ -1,4 +1,5 @@
 import { Client, Connection } from '@temporalio/client';
+import { dataConverterOptions } from '../config/codec';
 import { type Config } from '../config/schema';
 import { connectionOptions } from '../config/temporal';
 
@@ -16,5 +17,7 @@ export async function connectClient(config: Config): Promise<{ client: Client; c
   } catch (err) {
     throw new UnreachableError(config.temporal.address, err);
   }
-  return { client: new Client({ connection, namespace: config.temporal.namespace }), close: () => connection.close() };
+  // The same payload codec as the worker's: inputs leave encrypted, results come back readable.
+  const client = new Client({ connection, namespace: config.temporal.namespace, ...dataConverterOptions(config) });
+  return { client, close: () => connection.close() };
 }

@@ -11,6 +11,7 @@ import { type Config } from '../config/schema';
 import { connectClient } from './connection';
 import { type RunningServer, projectRoot, startPostgres, startRedis, startTemporal, stopPid } from './local-servers';
 import { syncSchedules } from './schedules';
+import { startConfiguredCodecServer } from './codec-server';
 import { createIncidentServer } from './alertmanager';
 
 /**
@@ -35,11 +36,11 @@ async function listening(host: string, port: number): Promise<boolean> {
   });
 }
 
-function secret(name: string): string {
+function secret(name: string, bytes = 18, encoding: BufferEncoding = 'base64url'): string {
   const file = path.join(state, 'secrets', name);
   if (!existsSync(file)) {
     mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-    writeFileSync(file, randomBytes(18).toString('base64url'), { mode: 0o600 });
+    writeFileSync(file, randomBytes(bytes).toString(encoding), { mode: 0o600 });
   }
   return readFileSync(file, 'utf8');
 }
@@ -57,11 +58,22 @@ async function embeddedDefault(): Promise<string> {
   started.push({ name: 'redis', server: redis });
   log(`Redis on 127.0.0.1:${redisPort} (pid ${redis.pid}, data in .runbooks/redis)`);
   if (fresh) await seedDemo(pgPort);
+  secret('codec-key', 32, 'base64');
+  secret('codec-token');
+  const codecKey = path.join(state, 'secrets', 'codec-key');
+  const codecToken = path.join(state, 'secrets', 'codec-token');
   writeFileSync(
     file,
     `# Written by npm start for the local demo system; copy runbooks.example.yaml to ./runbooks.yaml for your own.\n` +
       stringify({
-        temporal: { address: '127.0.0.1:7233', namespace: 'default', taskQueue: 'runbooks', webUiUrl: 'http://localhost:8233' },
+        temporal: {
+          address: '127.0.0.1:7233',
+          namespace: 'default',
+          taskQueue: 'runbooks',
+          webUiUrl: 'http://localhost:8233',
+          // Payloads encrypted in the history; the Web UI reads them through the codec server below.
+          encryption: { keys: [{ id: 'demo-1', key: { file: codecKey } }] },
+        },
         targets: {
           databases: [
             {
@@ -76,6 +88,14 @@ async function embeddedDefault(): Promise<string> {
           redis: [{ name: 'cache', host: '127.0.0.1', port: redisPort, password: { file: path.join(state, 'secrets', 'redis') } }],
         },
         backups: { root: path.join(state, 'backups') },
+        observability: {
+          metricsAddress: `127.0.0.1:${process.env.RUNBOOKS_METRICS_PORT ?? 9464}`,
+          codecServer: {
+            address: `127.0.0.1:${process.env.RUNBOOKS_CODEC_PORT ?? 8888}`,
+            corsOrigins: ['http://localhost:8233', 'http://127.0.0.1:8233'],
+            token: { file: codecToken },
+          },
+        },
       }),
   );
   return file;
@@ -111,6 +131,14 @@ async function main(): Promise<void> {
 
   const [host = '127.0.0.1', portText = '7233'] = config.temporal.address.split(':');
   const local = ['127.0.0.1', 'localhost'].includes(host);
+  // The codec server first: the dev server's Web UI is told where it is (--ui-codec-endpoint).
+  let uiCodecEndpoint: string | undefined;
+  if (config.observability.codecServer) {
+    const codec = await startConfiguredCodecServer(config);
+    started.push({ name: 'codec server', server: { pid: process.pid, port: codec.port, stop: () => codec.close() } });
+    uiCodecEndpoint = codec.uiEndpoint;
+    log(`codec server on ${codec.url} (for ${config.observability.codecServer.corsOrigins.join(', ')})`);
+  }
   if (local && !(await listening('127.0.0.1', Number(portText)))) {
     const uiPort = Number(portText) + 1000;
     const temporal = await startTemporal({
@@ -118,6 +146,7 @@ async function main(): Promise<void> {
       port: Number(portText),
       uiPort,
       logFile: path.join(state, 'temporal.log'),
+      uiCodecEndpoint,
     });
     started.push({ name: 'temporal', server: temporal });
     log(`Temporal dev server on ${temporal.address} (pid ${temporal.pid}); Web UI: http://localhost:${uiPort}`);

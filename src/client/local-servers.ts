@@ -231,6 +231,8 @@ export interface TemporalOptions {
   /** Web UI port; omitted = headless. */
   uiPort?: number;
   logFile?: string;
+  /** Codec server the Web UI calls to show encoded payloads readable (`--ui-codec-endpoint`). */
+  uiCodecEndpoint?: string;
 }
 
 export interface RunningTemporal extends RunningServer {
@@ -250,6 +252,7 @@ export async function startTemporal(opts: TemporalOptions): Promise<RunningTempo
     '--log-level', 'warn',
     ...SEARCH_ATTRIBUTES.flatMap((k) => ['--search-attribute', `${k.name}=Keyword`]),
     ...(opts.uiPort ? ['--ui-port', String(opts.uiPort)] : ['--headless']),
+    ...(opts.uiPort && opts.uiCodecEndpoint ? ['--ui-codec-endpoint', opts.uiCodecEndpoint] : []),
   ];
   mkdirSync(path.dirname(opts.dbFile), { recursive: true });
   const logFile = opts.logFile ?? `${opts.dbFile}.log`;

@@ -6,9 +6,9 @@ import {
   ScheduleOverlapPolicy,
   type ScheduleOptionsStartWorkflowAction,
 } from '@temporalio/client';
-import { type Config } from '../config/schema';
-import { RUNBOOK_NAME, RUNBOOK_TARGET } from '../config/temporal';
+import { type Config, durationMs } from '../config/schema';
 import { InputError, findRunbook, parseRunbookInput } from '../config/runbooks';
+import { type RunbookStartMetadata, runbookStartMetadata } from './start-options';
 
 /**
  * Temporal Schedules derived from the config: one backup schedule per target (backups.schedule, or the
@@ -28,9 +28,13 @@ export interface DesiredSchedule {
   input: unknown;
   target: string;
   cron: string;
+  /** An interval ("90d") instead of the cron expression, for schedules like RB-02's every 90 days. */
+  every?: string;
   timezone: string;
   overlap: keyof typeof OVERLAP;
   paused: boolean;
+  /** Search attributes (TriggeredBy = schedule:<id>), summary and memo of every run it starts. */
+  start?: RunbookStartMetadata;
 }
 
 const OVERLAP = {
@@ -80,6 +84,23 @@ export function desiredSchedules(config: Config): DesiredSchedule[] {
       paused: false,
     });
   }
+  // RB-02: each secret set every rotation.every (90 days), unless the set says otherwise or `every: false`.
+  for (const set of config.rotation.sets) {
+    if (set.every === false) continue;
+    out.push({
+      scheduleId: `rotate-${set.name}`,
+      runbook: 'rotate-secrets',
+      workflowType: 'rotateSecrets',
+      workflowIdPrefix: `rotate/${set.name}`,
+      input: { set: set.name, reason: 'scheduled' },
+      target: set.name,
+      cron: '',
+      every: set.every ?? config.rotation.every,
+      timezone: 'UTC',
+      overlap: 'skip',
+      paused: false,
+    });
+  }
   // WF-09: the health watch, every 5 minutes by default, when the config has a `health` section.
   if (config.health) {
     out.push({
@@ -122,13 +143,16 @@ export function desiredSchedules(config: Config): DesiredSchedule[] {
   for (const s of out) ids.set(s.scheduleId, (ids.get(s.scheduleId) ?? 0) + 1);
   for (const [id, n] of ids) if (n > 1) problems.push(`schedules: id "${id}" is used ${n} times (backup-<target> ids are taken by target backups)`);
   if (problems.length > 0) throw new InputError(problems);
-  return out;
+  return out.map((d) => ({
+    ...d,
+    start: runbookStartMetadata(config, { ...findRunbook(d.runbook), target: () => d.target }, d.input, `schedule:${d.scheduleId}`),
+  }));
 }
 
 /** A digest of everything sync controls, kept in the schedule's note: equal digest = nothing to update. */
 function digest(d: DesiredSchedule, taskQueue: string): string {
   const h = createHash('sha256')
-    .update(JSON.stringify([d.runbook, d.workflowType, d.workflowIdPrefix, d.input, d.cron, d.timezone, d.overlap, d.paused, taskQueue]))
+    .update(JSON.stringify([d.runbook, d.workflowType, d.workflowIdPrefix, d.input, d.cron, d.timezone, d.overlap, d.paused, taskQueue, d.start, ...(d.every ? [d.every] : [])]))
     .digest('hex')
     .slice(0, 16);
   return `managed by ${MANAGED_BY}; config ${h}`;
@@ -141,16 +165,13 @@ function action(d: DesiredSchedule, taskQueue: string): ScheduleOptionsStartWork
     workflowId: d.workflowIdPrefix,
     taskQueue,
     args: [d.input] as never,
-    typedSearchAttributes: [
-      { key: RUNBOOK_NAME, value: d.runbook },
-      { key: RUNBOOK_TARGET, value: d.target },
-    ],
+    ...(d.start ?? {}),
   };
 }
 
 function options(d: DesiredSchedule, taskQueue: string): Omit<ScheduleOptions, 'scheduleId'> {
   return {
-    spec: { cronExpressions: [d.cron], timezone: d.timezone },
+    spec: d.every ? { intervals: [{ every: durationMs(d.every) }], timezone: d.timezone } : { cronExpressions: [d.cron], timezone: d.timezone },
     action: action(d, taskQueue),
     policies: {
       overlap: OVERLAP[d.overlap],

@@ -19,7 +19,9 @@ export function formatPath(p: readonly PropertyKey[]): string {
   let out = '';
   for (const seg of p) {
     if (typeof seg === 'number') out += `[${seg}]`;
-    else out += out ? `.${String(seg)}` : String(seg);
+    else if (typeof seg === 'string' && /^[A-Za-z_][\w-]*$/.test(seg)) out += out ? `.${seg}` : seg;
+    // A key nobody would type on purpose ("", "(", "a b"): quoted, so the message still points at it.
+    else out += `[${JSON.stringify(String(seg))}]`;
   }
   return out || '(root)';
 }
@@ -40,13 +42,24 @@ export function parseConfig(text: string, file = '<inline>', baseDir = process.c
   if (doc.errors.length > 0) {
     throw new ConfigError(file, doc.errors.map((e) => `YAML: ${e.message.split('\n')[0]}`));
   }
-  const raw: unknown = doc.toJS() ?? {};
+  let raw: unknown;
+  try {
+    raw = doc.toJS({ maxAliasCount: 100 }) ?? {};
+  } catch (err) {
+    // e.g. an alias to an anchor that was never set, or an alias bomb.
+    throw new ConfigError(file, [`YAML: ${(err as Error).message.split('\n')[0]}`]);
+  }
   const result = configSchema.safeParse(raw);
   if (!result.success) {
     throw new ConfigError(file, result.error.issues.map(describeIssue));
   }
   const config = result.data;
   config.backups.root = path.resolve(baseDir, config.backups.root);
+  config.rotation.stateDir = path.resolve(baseDir, config.rotation.stateDir);
+  for (const set of config.rotation.sets) {
+    for (const f of set.envFiles) f.path = path.resolve(baseDir, f.path);
+    if (set.jwt) set.jwt.jwksFile = path.resolve(baseDir, set.jwt.jwksFile);
+  }
   return config;
 }
 

@@ -35,6 +35,24 @@ export type RestoreInput = z.output<typeof restoreInputSchema>;
 export const verifyBackupInputSchema = z.object({ target: targetName }).strict();
 export type VerifyBackupInput = z.output<typeof verifyBackupInputSchema>;
 
+export const rotateSecretsInputSchema = z
+  .object({
+    /** A secret set from rotation.sets. */
+    set: targetName,
+    reason: z.string().max(500).optional(),
+  })
+  .strict();
+export type RotateSecretsInput = z.output<typeof rotateSecretsInputSchema>;
+
+/** Refuse a secret set name the config does not have. */
+function requireSecretSet(params: Record<string, unknown>, config: Config): Record<string, unknown> {
+  if (typeof params.set === 'string' && !config.rotation.sets.some((s) => s.name === params.set)) {
+    const known = config.rotation.sets.map((s) => s.name);
+    throw new InputError([`set: unknown secret set "${params.set}" (known: ${known.join(', ') || 'none'})`]);
+  }
+  return params;
+}
+
 export const incidentInputSchema = z
   .object({
     title: z.string().min(3, 'say what is wrong (at least 3 characters)').max(200),
@@ -145,6 +163,16 @@ export const runbooks = {
     workflowId: (input, now) => `verify-backup/${input.target}/${isoSecond(now)}`,
     target: (input) => input.target,
   }),
+  'rotate-secrets': define({
+    name: 'rotate-secrets',
+    workflowType: 'rotateSecrets',
+    summary: 'RB-02: rotate a secret set (PostgreSQL role, Redis ACL user or JWT key) in .env files and GitHub, with no authentication failure',
+    input: rotateSecretsInputSchema,
+    complete: requireSecretSet,
+    // One rotation per set at a time: a second start is refused while this id runs.
+    workflowId: (input) => `rotate/${input.set}`,
+    target: (input) => input.set,
+  }),
   incident: define({
     name: 'incident',
     workflowType: 'incident',
@@ -193,6 +221,11 @@ export function findRunbook(name: string): RunbookDefinition {
   return def;
 }
 
+/** A parameter name as an error shows it: plain names as they are, anything odd quoted. */
+function paramName(key: string): string {
+  return /^[A-Za-z_][\w-]*$/.test(key) ? key : JSON.stringify(key);
+}
+
 /** Validate operator-supplied parameters for a runbook; errors name each bad parameter. */
 export function parseRunbookInput(def: RunbookDefinition, params: Record<string, unknown>, config: Config): unknown {
   const completed = def.complete ? def.complete(params, config) : params;
@@ -200,8 +233,11 @@ export function parseRunbookInput(def: RunbookDefinition, params: Record<string,
   if (!result.success) {
     throw new InputError(
       result.error.issues.map((i) => {
-        const where = i.path.length ? i.path.join('.') : 'params';
-        if (i.code === 'unrecognized_keys') return `${i.keys.join(', ')}: unknown parameter for runbook ${def.name}`;
+        const where = i.path.length ? i.path.map(String).map(paramName).join('.') : 'params';
+        if (i.code === 'unrecognized_keys') {
+          const known = Object.keys((def.input as { shape?: object }).shape ?? {}).join(', ');
+          return `${i.keys.map(paramName).join(', ')}: unknown parameter for runbook ${def.name} (known: ${known})`;
+        }
         if (i.code === 'invalid_type' && i.input === undefined) return `${where}: is required`;
         return `${where}: ${i.message}`;
       }),

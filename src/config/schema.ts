@@ -44,6 +44,16 @@ const temporalSchema = z
     webUiUrl: z.string().url().default('http://localhost:8233'),
     tls: tlsSchema.optional(),
     apiKey: secretRefSchema.optional(),
+    /** Payload encryption (AES-256-GCM) on client and worker; the first key encrypts, any decrypts. */
+    encryption: z
+      .object({
+        keys: z
+          .array(z.object({ id: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be 1-64 letters, digits, ".", "_" or "-"'), key: secretRefSchema }).strict())
+          .min(1, 'give at least one key'),
+      })
+      .strict()
+      .refine((e) => new Set(e.keys.map((k) => k.id)).size === e.keys.length, { message: 'key ids must be unique', path: ['keys'] })
+      .optional(),
   })
   .strict();
 
@@ -254,14 +264,14 @@ const personSchema = z
 export type Person = z.infer<typeof personSchema>;
 
 /** An on-call rotation: members take turns of `shift`, counted from `start`. */
-const rotationSchema = z
+const onCallRotationSchema = z
   .object({
     members: z.array(z.string().min(1)).min(1),
     shift: duration.default('7d'),
     start: z.string().datetime({ offset: true }).default('2026-01-05T09:00:00Z'),
   })
   .strict();
-export type Rotation = z.infer<typeof rotationSchema>;
+export type OnCallRotation = z.infer<typeof onCallRotationSchema>;
 
 /** The seed matrix (D4 §11.5): respond / escalate minutes and channels per severity. */
 export const DEFAULT_POLICIES: Record<Severity, EscalationPolicy> = {
@@ -314,7 +324,7 @@ export type SmsConfig = z.infer<typeof smsSchema>;
 const escalationSchema = z
   .object({
     people: z.record(name, personSchema).default({}),
-    rotations: z.record(name, rotationSchema).default({}),
+    rotations: z.record(name, onCallRotationSchema).default({}),
     /** Named policies; severities without one use DEFAULT_POLICIES (the seed matrix). */
     policies: z.record(name, escalationPolicySchema).default({}),
     /** Which policy a severity uses; default: the policy named like the severity, else the seed default. */
@@ -415,6 +425,104 @@ const scheduleSchema = z
   .strict()
   .refine((s) => isValidTimeZone(s.timezone), { message: 'unknown IANA timezone', path: ['timezone'] });
 
+// --- RB-02 secret rotation (WF-06) ---
+
+const envKey = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name');
+const roleName = z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'must be a lowercase PostgreSQL role name');
+
+/** What each kind of secret set produces; envFiles and github map these names to their keys. */
+export const ROTATED_VALUES = { postgres: ['user', 'password'], redis: ['user', 'password'], jwt: ['kid', 'key'] } as const;
+
+const secretSetSchema = z
+  .object({
+    name,
+    /** Two login roles, alternated: the idle one gets a new password and LOGIN, then the one in use loses LOGIN. */
+    postgres: z.object({ target: name.describe('a database in targets.databases'), roles: z.tuple([roleName, roleName]) }).strict().optional(),
+    /** An ACL user: the new password is added beside the old one, the old one removed once consumers use the new. */
+    redis: z.object({ target: name.describe('a server in targets.redis'), user: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/) }).strict().optional(),
+    /** An HS256 key set (JWKS file, first key signs, every key verifies); old keys stay for `grace`. */
+    jwt: z
+      .object({
+        jwksFile: z.string().min(1),
+        /** The longest-lived token (D4: refresh tokens 7 days): the default grace period. */
+        maxTokenTtl: duration.default('7d'),
+        grace: duration.optional(),
+      })
+      .strict()
+      .optional(),
+    /** .env files the worker can write; `keys` maps a rotated value (user, password, kid, key) to the file's key. */
+    envFiles: z.array(z.object({ path: z.string().min(1), keys: z.record(z.string(), envKey) }).strict()).default([]),
+    /** GitHub Actions repository secrets; `secrets` maps a rotated value to the secret's name. */
+    github: z
+      .object({
+        repo: z.string().regex(/^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/, 'must be "owner/name"'),
+        secrets: z.record(z.string(), envKey.refine((n) => !/^GITHUB_/i.test(n), 'GitHub secret names cannot start with GITHUB_')),
+      })
+      .strict()
+      .optional(),
+    /** Consumers restarted after the new values are written (names from targets.services). */
+    services: z.array(name).default([]),
+    /** This set's schedule interval; false = on demand only. Default: rotation.every. */
+    every: z.union([z.literal(false), duration]).optional(),
+  })
+  .strict()
+  .superRefine((set, ctx) => {
+    const kinds = (['postgres', 'redis', 'jwt'] as const).filter((k) => set[k]);
+    if (kinds.length !== 1) {
+      ctx.addIssue({ code: 'custom', path: [], message: `give exactly one of postgres, redis, jwt (got ${kinds.join(', ') || 'none'})` });
+      return;
+    }
+    const values: readonly string[] = ROTATED_VALUES[kinds[0]!];
+    const check = (map: Record<string, string>, path: PropertyKey[]): void => {
+      for (const v of Object.keys(map)) {
+        if (!values.includes(v)) ctx.addIssue({ code: 'custom', path: [...path, v], message: `unknown value "${v}" for a ${kinds[0]} set (known: ${values.join(', ')})` });
+      }
+    };
+    set.envFiles.forEach((f, i) => check(f.keys, ['envFiles', i, 'keys']));
+    if (set.github) check(set.github.secrets, ['github', 'secrets']);
+    if (set.postgres && set.postgres.roles[0] === set.postgres.roles[1]) {
+      ctx.addIssue({ code: 'custom', path: ['postgres', 'roles'], message: 'the two roles must differ' });
+    }
+  });
+export type SecretSet = z.infer<typeof secretSetSchema>;
+
+const rotationSchema = z
+  .object({
+    /** WF-06 / D4 §7.6: every 90 days. Each set's schedule, unless the set says otherwise. */
+    every: duration.default('90d'),
+    /** Where the worker keeps a rotation's encrypted working state (one file per set, which is also its lock). */
+    stateDir: z.string().min(1).default('.runbooks/rotation'),
+    github: z
+      .object({
+        /** GitHub Enterprise: https://github.example.com/api/v3 */
+        baseUrl: z.string().url().default('https://api.github.com'),
+        /** A token allowed to write the repositories' Actions secrets. */
+        token: secretRefSchema,
+      })
+      .strict()
+      .optional(),
+    sets: z.array(secretSetSchema).default([]),
+  })
+  .strict();
+
+/** Inspection and operations (issue 9): the worker's /metrics and the codec server for the Web UI. */
+const observabilitySchema = z
+  .object({
+    /** host:port of the worker's Prometheus endpoint (GET /metrics); omitted = no endpoint. */
+    metricsAddress: z.string().regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'must be host:port, e.g. 0.0.0.0:9464').optional(),
+    codecServer: z
+      .object({
+        address: z.string().regex(/^[A-Za-z0-9.-]+:\d{1,5}$/, 'must be host:port, e.g. 127.0.0.1:8888').default('127.0.0.1:8888'),
+        /** Origins of the Web UIs that may call it (the dev server's UI by default). */
+        corsOrigins: z.array(z.string().url()).min(1).default(['http://localhost:8233']),
+        /** Bearer token the callers must present. */
+        token: secretRefSchema.optional(),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict();
+
 export const configSchema = z
   .object({
     temporal: temporalSchema.default(temporalSchema.parse({})),
@@ -435,9 +543,12 @@ export const configSchema = z
     health: healthSchema.optional(),
     remediation: remediationSchema.default(remediationSchema.parse({})),
     schedules: z.array(scheduleSchema).default([]),
+    rotation: rotationSchema.default(rotationSchema.parse({})),
+    observability: observabilitySchema.default({}),
   })
   .strict()
   .superRefine((cfg, ctx) => {
+    checkRotation(cfg, ctx);
     const seen = new Map<string, string>();
     const kinds = [
       ['databases', cfg.targets.databases],
@@ -479,6 +590,31 @@ export const configSchema = z
   });
 
 export type Config = z.infer<typeof configSchema>;
+
+/** RB-02: every name a secret set uses must exist, and rotation needs payload encryption. */
+function checkRotation(cfg: z.infer<typeof configSchema>, ctx: z.RefinementCtx): void {
+  const r = cfg.rotation;
+  if (r.sets.length > 0 && !cfg.temporal.encryption) {
+    ctx.addIssue({ code: 'custom', path: ['temporal', 'encryption'], message: 'is required when rotation.sets is configured (rotated secrets must not reach the history in plain text)' });
+  }
+  const seen = new Set<string>();
+  const services = new Set(cfg.targets.services.map((sv) => sv.name));
+  r.sets.forEach((set, i) => {
+    const at = (...p: PropertyKey[]): PropertyKey[] => ['rotation', 'sets', i, ...p];
+    if (seen.has(set.name)) ctx.addIssue({ code: 'custom', path: at('name'), message: `duplicate secret set "${set.name}"` });
+    seen.add(set.name);
+    if (set.postgres && !cfg.targets.databases.some((d) => d.name === set.postgres!.target)) {
+      ctx.addIssue({ code: 'custom', path: at('postgres', 'target'), message: `unknown database "${set.postgres.target}" (not in targets.databases)` });
+    }
+    if (set.redis && !cfg.targets.redis.some((d) => d.name === set.redis!.target)) {
+      ctx.addIssue({ code: 'custom', path: at('redis', 'target'), message: `unknown redis "${set.redis.target}" (not in targets.redis)` });
+    }
+    if (set.github && !r.github) ctx.addIssue({ code: 'custom', path: ['rotation', 'github'], message: `is required: rotation.sets[${i}] writes GitHub secrets` });
+    set.services.forEach((sv, j) => {
+      if (!services.has(sv)) ctx.addIssue({ code: 'custom', path: at('services', j), message: `unknown service "${sv}" (not in targets.services)` });
+    });
+  });
+}
 export type DatabaseTarget = Config['targets']['databases'][number];
 export type RedisTarget = Config['targets']['redis'][number];
 export type EmailConfig = NonNullable<Config['notifications']['email']>;

@@ -34,6 +34,11 @@ export function resolveSecret(ref: SecretRef, field: string): string {
   return value;
 }
 
+/** A secret this process made or read outside a reference (e.g. a rotated password): scrub it from logs too. */
+export function registerSecret(value: string): void {
+  if (value.length >= 4) resolvedValues.add(value);
+}
+
 /** Replace every secret value this process has resolved with "[redacted]". */
 export function redact(text: string): string {
   let out = text;
@@ -45,6 +50,8 @@ export function redact(text: string): string {
 export function secretFields(config: Config): Array<{ field: string; ref: SecretRef }> {
   const out: Array<{ field: string; ref: SecretRef }> = [];
   if (config.temporal.apiKey) out.push({ field: 'temporal.apiKey', ref: config.temporal.apiKey });
+  config.temporal.encryption?.keys.forEach((k, i) => out.push({ field: `temporal.encryption.keys[${i}].key`, ref: k.key }));
+  if (config.rotation.github) out.push({ field: 'rotation.github.token', ref: config.rotation.github.token });
   config.targets.databases.forEach((d, i) => out.push({ field: `targets.databases[${i}].password`, ref: d.password }));
   config.targets.redis.forEach((r, i) => {
     if (r.password) out.push({ field: `targets.redis[${i}].password`, ref: r.password });
@@ -53,6 +60,8 @@ export function secretFields(config: Config): Array<{ field: string; ref: Secret
   if (email?.password) out.push({ field: 'notifications.email.password', ref: email.password });
   const slack = config.notifications.slack;
   if (slack) out.push({ field: 'notifications.slack.botToken', ref: slack.botToken });
+  const codec = config.observability.codecServer;
+  if (codec?.token) out.push({ field: 'observability.codecServer.token', ref: codec.token });
   // Incidents: SMS provider, acknowledge-link key, the receiver's credentials.
   const sms = config.escalation.sms;
   if (sms) out.push({ field: 'escalation.sms.authToken', ref: sms.authToken });

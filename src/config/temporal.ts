@@ -1,12 +1,9 @@
 import { readFileSync } from 'node:fs';
-import { SearchAttributeType, defineSearchAttributeKey } from '@temporalio/common';
 import { type Config } from './schema';
 import { resolveSecret } from './secrets';
 
-/** Custom search attributes every runbook run carries, so `runbook list --target shop` is one visibility query. */
-export const RUNBOOK_NAME = defineSearchAttributeKey('RunbookName', SearchAttributeType.KEYWORD);
-export const RUNBOOK_TARGET = defineSearchAttributeKey('RunbookTarget', SearchAttributeType.KEYWORD);
-export const SEARCH_ATTRIBUTES = [RUNBOOK_NAME, RUNBOOK_TARGET];
+// The search attributes live in a workflow-safe file (no Node built-ins); re-exported for the client side.
+export { ENVIRONMENT, RUNBOOK_NAME, RUNBOOK_STATUS, RUNBOOK_TARGET, SEARCH_ATTRIBUTES, TRIGGERED_BY } from './search-attributes';
 
 /** Options shared by the client Connection and the worker NativeConnection (TLS and API key for a real cluster). */
 export function connectionOptions(config: Config): {

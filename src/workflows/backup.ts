@@ -1,6 +1,7 @@
 import { ActivityCancellationType, ApplicationFailure, isCancellation, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { BackupManifest, PruneResult, RunbookActivities } from '../activities';
 import type { BackupInput } from '../config/runbooks';
+import { QUICK } from './activity-options';
 import { Progress, errorMessage } from './progress';
 
 // Dumps can be long: liveness comes from heartbeats (a killed worker is noticed in 15 s), not from the total.
@@ -18,10 +19,8 @@ const { dumpPostgres, snapshotRedis } = proxyActivities<RunbookActivities>({
   },
 });
 
-const { pruneBackups, sendEmail } = proxyActivities<RunbookActivities>({
-  startToCloseTimeout: '10 minutes',
-  retry: { initialInterval: '5 seconds', maximumInterval: '1 minute', maximumAttempts: 10 },
-});
+// They heartbeat while they run, so a killed worker is noticed in 10 s, not at the 10-minute start-to-close.
+const { pruneBackups, sendEmail } = proxyActivities<RunbookActivities>(QUICK);
 
 export interface BackupResult {
   backupId: string;

@@ -2,6 +2,7 @@
 export { backup } from './backup';
 export { restoreDatabase, dropDatabaseLater } from './restore-database';
 export { verifyBackup } from './verify-backup';
+export { rotateSecrets } from './rotate-secrets';
 export { incident } from './incident';
 export { healthWatch } from './health-watch';
 export { remediateService } from './remediate-service';

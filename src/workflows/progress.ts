@@ -1,7 +1,12 @@
-import { setHandler } from '@temporalio/workflow';
+import { setCurrentDetails, setHandler } from '@temporalio/workflow';
 import { type RunbookStatus, type StepRecord, statusQuery } from './definitions';
+import { currentStep, observer, runbookName, setCurrentStep, setRunbookStatus, stepLabel } from './observe';
 
-/** Tracks a runbook's steps for the `status` query. Workflow time (Date) is deterministic on replay. */
+/**
+ * Tracks a runbook's steps for the `status` query, the Web UI (step name as the summary of each activity
+ * and timer, the timeline as the run's "current details", RunbookStatus search attribute) and the worker's
+ * metrics. Workflow time (Date) is deterministic on replay.
+ */
 export class Progress {
   private readonly timeline: StepRecord[] = [];
   private state: RunbookStatus['state'] = 'running';
@@ -19,6 +24,10 @@ export class Progress {
   async step<T>(name: string, fn: () => Promise<T>, describe?: (result: T) => string): Promise<T> {
     const record: StepRecord = { step: name, state: 'running', startedAt: new Date().toISOString() };
     this.timeline.push(record);
+    this.publish();
+    setRunbookStatus(name);
+    const outer = currentStep();
+    setCurrentStep(name);
     try {
       const result = await fn();
       record.state = 'completed';
@@ -29,12 +38,23 @@ export class Progress {
       record.detail = errorMessage(err);
       throw err;
     } finally {
+      if (currentStep() === name) setCurrentStep(outer);
       record.endedAt = new Date().toISOString();
+      observer()?.stepFinished(runbookName(), stepLabel(name), record.state === 'failed' ? 'failed' : 'completed', Date.parse(record.endedAt) - Date.parse(record.startedAt));
+      this.publish();
     }
   }
 
   finish(state: 'completed' | 'failed'): void {
     this.state = state;
+    setRunbookStatus(state);
+    this.publish();
+  }
+
+  /** The timeline as Markdown: the Web UI shows it as the run's current details (served by a query, no history event). */
+  private publish(): void {
+    const rows = this.timeline.map((s) => `| ${s.step} | ${s.state} | ${s.startedAt.slice(11, 19)} | ${(s.detail ?? '').replace(/\|/g, '\\|').replace(/\n/g, ' ')} |`);
+    setCurrentDetails([`**${this.runbook}**: ${this.state}`, '', '| step | state | started (UTC) | detail |', '| --- | --- | --- | --- |', ...rows].join('\n'));
   }
 }
 

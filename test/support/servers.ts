@@ -10,12 +10,18 @@ export const STATE_ENV = 'RUNBOOKS_TEST_SERVERS';
 
 export interface TestServers {
   root: string;
+  /** The Jest process that started them (`npm run test:cleanup` leaves a live run's servers alone). */
+  owner: number;
   temporal: { address: string; pid: number; dbFile: string };
   postgres: { host: string; port: number; user: string; password: string; pid: number };
   redis: { host: string; port: number; password: string; pid: number; dataDir: string };
   /** A private dockerd: `host` is its DOCKER_HOST (unix socket in `dir`). */
   docker: { host: string; pid: number; dir: string };
+  /** Payload codec key (base64, 32 bytes): test clients and workers encrypt every payload with it. */
+  codecKey: string;
 }
+
+export const TEST_CODEC_KEY_ID = 'test-1';
 
 export function servers(): TestServers {
   const file = process.env[STATE_ENV];
@@ -68,8 +74,14 @@ export function testConfig(opts: TestConfigOptions): { yaml: string; config: Con
   process.env.TEST_PG_PASSWORD = s.postgres.password;
   process.env.TEST_REDIS_PASSWORD = s.redis.password;
   if (opts.slack) process.env.TEST_SLACK_TOKEN = opts.slack.token;
+  process.env.TEST_CODEC_KEY = s.codecKey;
   const raw: Record<string, unknown> = {
-    temporal: { address: s.temporal.address, namespace: 'default', taskQueue: opts.taskQueue },
+    temporal: {
+      address: s.temporal.address,
+      namespace: 'default',
+      taskQueue: opts.taskQueue,
+      encryption: { keys: [{ id: TEST_CODEC_KEY_ID, key: { env: 'TEST_CODEC_KEY' } }] },
+    },
     targets: {
       databases: (opts.databases ?? []).map((db) => ({
         name: db.replace(/_/g, '-'),

@@ -1,7 +1,13 @@
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { NativeConnection, type WorkerOptions, bundleWorkflowCode } from '@temporalio/worker';
-import { servers } from './servers';
+import { EncryptionCodec, parseCodecKey } from '../../src/config/codec';
+import { TEST_CODEC_KEY_ID, servers } from './servers';
+
+/** The codec of every test client and of workers made from testConfig() (temporal.encryption). */
+export function testCodec(): EncryptionCodec {
+  return new EncryptionCodec([parseCodecKey(TEST_CODEC_KEY_ID, servers().codecKey, 'test codec key')]);
+}
 
 let bundle: Promise<WorkerOptions['workflowBundle']> | undefined;
 
@@ -22,7 +28,7 @@ const quietLogger = {
 
 export async function devServerClient(): Promise<{ client: Client; connection: Connection }> {
   const connection = await Connection.connect({ address: servers().temporal.address });
-  return { client: new Client({ connection, namespace: 'default' }), connection };
+  return { client: new Client({ connection, namespace: 'default', dataConverter: { payloadCodecs: [testCodec()] } }), connection };
 }
 
 export async function devServerWorkerConnection(): Promise<NativeConnection> {
@@ -54,5 +60,7 @@ export async function heartbeatPid(handle: WorkflowHandle, activityType?: string
   const pending = (await handle.describe()).raw.pendingActivities ?? [];
   const activity = activityType ? pending.find((a) => a.activityType?.name === activityType) : pending[0];
   const payload = activity?.heartbeatDetails?.payloads?.[0];
-  return payload ? defaultPayloadConverter.fromPayload<{ pid?: number }>(payload).pid : undefined;
+  if (!payload) return undefined;
+  const [decoded] = await testCodec().decode([payload]);
+  return defaultPayloadConverter.fromPayload<{ pid?: number }>(decoded!).pid;
 }

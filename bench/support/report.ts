@@ -1,0 +1,81 @@
+import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+/**
+ * One row of `npm run bench`: ours against a baseline measured in the same run, on the same machine and data.
+ * Rows are appended (JSON lines) while the benches run; the bench run's teardown turns them into
+ * bench/results/latest.json and latest.md.
+ */
+export interface BenchRow {
+  bench: string;
+  /** What is compared, e.g. "backup time" or "failed requests". */
+  metric: string;
+  unit: string;
+  ours: number;
+  baseline: number;
+  /** What the baseline is, e.g. "pg_dump | gzip (seed D0)". */
+  baselineName: string;
+  /** The goal for ours/baseline (or for ours alone when `targetOn` is "ours"), e.g. "≤ 1.10". */
+  target?: string;
+  /** Sizes used: rows, MB, requests, incidents... */
+  sizes: string;
+  notes?: string;
+}
+
+export const RESULTS_DIR = path.join(__dirname, '..', 'results');
+const PENDING = path.join(RESULTS_DIR, '.pending.jsonl');
+
+export function machine(): string {
+  return `${os.cpus().length} cores (${os.cpus()[0]?.model.trim() ?? 'cpu'}), ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`;
+}
+
+export function ratio(row: Pick<BenchRow, 'ours' | 'baseline'>): number | null {
+  return row.baseline === 0 ? null : row.ours / row.baseline;
+}
+
+/** Record a row and print it, so a run's log has the table even if the run dies before its end. */
+export function report(row: BenchRow): void {
+  mkdirSync(RESULTS_DIR, { recursive: true });
+  appendFileSync(PENDING, `${JSON.stringify({ ...row, machine: machine(), at: new Date().toISOString() })}\n`);
+  const r = ratio(row);
+  console.log(
+    `[bench] ${row.bench} · ${row.metric}: ours ${fmt(row.ours)} ${row.unit} vs ${row.baselineName} ${fmt(row.baseline)} ${row.unit}` +
+      ` → ratio ${r === null ? 'n/a' : r.toFixed(3)}${row.target ? ` (target ${row.target})` : ''} · ${row.sizes}`,
+  );
+}
+
+export function resetPending(): void {
+  mkdirSync(RESULTS_DIR, { recursive: true });
+  writeFileSync(PENDING, '');
+}
+
+/** Turn the run's rows into latest.json and latest.md (kept in git as the latest measured table). */
+export function writeResults(): void {
+  if (!existsSync(PENDING)) return;
+  const rows = readFileSync(PENDING, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as BenchRow & { machine: string; at: string });
+  if (rows.length === 0) return;
+  writeFileSync(path.join(RESULTS_DIR, 'latest.json'), `${JSON.stringify(rows, null, 2)}\n`);
+  const lines = [
+    `# Benchmark results`,
+    ``,
+    `Measured ${rows[0]?.at.slice(0, 10)} on ${rows[0]?.machine}. Ratio = ours / baseline, both measured in the same run.`,
+    ``,
+    `| bench | metric | ours | baseline | ratio | target | sizes |`,
+    `|---|---|---|---|---|---|---|`,
+    ...rows.map((r) => {
+      const q = ratio(r);
+      const cells = [r.bench, r.metric, `${fmt(r.ours)} ${r.unit}`, `${fmt(r.baseline)} ${r.unit} (${r.baselineName})`, q === null ? 'n/a' : q.toFixed(3), r.target ?? '', `${r.sizes}${r.notes ? `; ${r.notes}` : ''}`];
+      return `| ${cells.map((c) => c.replace(/\|/g, '\\|')).join(' | ')} |`;
+    }),
+    ``,
+  ];
+  writeFileSync(path.join(RESULTS_DIR, 'latest.md'), lines.join('\n'));
+}
+
+function fmt(n: number): string {
+  return Number.isInteger(n) ? String(n) : n.toFixed(n < 10 ? 2 : 0);
+}

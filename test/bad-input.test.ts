@@ -1,0 +1,186 @@
+import { readFileSync } from 'node:fs';
+import { type AddressInfo, type Server, createServer } from 'node:net';
+import path from 'node:path';
+import fc from 'fast-check';
+import { parse, stringify } from 'yaml';
+import { main } from '../src/client/cli';
+import { ConfigError, parseConfig } from '../src/config/load';
+import { InputError, parseRunbookInput, runbooks } from '../src/config/runbooks';
+import { tempDir } from './support/servers';
+import { writeConfigFile } from './support/processes';
+
+/**
+ * Bad input, fuzzed (fast-check): config files, runbook parameters and CLI arguments. Whatever comes in, the
+ * answer is a clear error that names the field, or a valid value; never a crash, and nothing is started.
+ * FUZZ_RUNS sets the case count: 1,000 in the default run, 10,000 in `npm run test:fuzz`.
+ */
+const RUNS = Number(process.env.FUZZ_RUNS ?? 1_000);
+
+const example = parse(readFileSync(path.join(__dirname, '..', 'runbooks.example.yaml'), 'utf8')) as Record<string, unknown>;
+
+/** Values an attacker or a typo would put in a field: shell metacharacters, traversal, long, unicode, wrong types. */
+const hostile = fc.oneof(
+  fc.constantFrom('; rm -rf /', '$(reboot)', '`id`', '../../etc/passwd', '..', '/', 'a\nb', '\u0000', '-rf', '--help', "' OR 1=1 --", '"', '\u202e', '日本語', '🔥'),
+  fc.string({ maxLength: 40 }),
+  fc.string({ unit: 'grapheme', maxLength: 20 }),
+  fc.string({ minLength: 300, maxLength: 2000 }),
+  fc.integer(),
+  fc.double(),
+  fc.boolean(),
+  fc.constant(null),
+  fc.array(fc.string({ maxLength: 5 }), { maxLength: 3 }),
+  fc.dictionary(fc.string({ maxLength: 5 }), fc.string({ maxLength: 5 }), { maxKeys: 2 }),
+);
+
+/** Every path to a leaf (or a node) of a plain object. */
+function paths(node: unknown, prefix: Array<string | number> = []): Array<Array<string | number>> {
+  const out: Array<Array<string | number>> = [prefix];
+  if (Array.isArray(node)) node.forEach((v, i) => out.push(...paths(v, [...prefix, i])));
+  else if (node && typeof node === 'object') for (const [k, v] of Object.entries(node)) out.push(...paths(v, [...prefix, k]));
+  return out;
+}
+
+function setAt(root: unknown, p: Array<string | number>, value: unknown, remove: boolean): unknown {
+  if (p.length === 0) return remove ? {} : value;
+  if (!root || typeof root !== 'object') return root;
+  const copy = structuredClone(root) as Record<string | number, unknown>;
+  let node = copy;
+  for (const seg of p.slice(0, -1)) {
+    const next = node[seg];
+    if (!next || typeof next !== 'object') return copy; // an earlier mutation replaced this branch
+    node = next as Record<string | number, unknown>;
+  }
+  if (!node || typeof node !== 'object') return copy;
+  const last = p[p.length - 1]!;
+  if (remove) {
+    if (Array.isArray(node)) node.splice(last as number, 1);
+    else delete node[last];
+  } else node[last] = value;
+  return copy;
+}
+
+const examplePaths = paths(example);
+
+/** "targets.databases[0].port: ..." — every issue starts with the path of a field, "(root)" or "YAML:". */
+const key = String.raw`(?:[A-Za-z_][\w-]*|\["(?:[^"\\]|\\.)*"\])`;
+const namesAField = new RegExp(String.raw`^(\(root\)|YAML:|${key}(?:\[\d+\]|\.[A-Za-z_][\w-]*|\["(?:[^"\\]|\\.)*"\])*: )`);
+
+test('a mutated config is either valid or refused with errors that each name a field', () => {
+  fc.assert(
+    fc.property(fc.nat(examplePaths.length - 1), hostile, fc.boolean(), fc.nat(3), (pick, value, remove, extra) => {
+      let cfg = setAt(example, examplePaths[pick]!, value, remove);
+      // Sometimes a second mutation, and sometimes a field that does not exist.
+      if (extra === 1) cfg = setAt(cfg, examplePaths[(pick * 7 + 3) % examplePaths.length]!, value, false);
+      if (extra === 2 && cfg && typeof cfg === 'object') (cfg as Record<string, unknown>).unexpectedField = value;
+      try {
+        parseConfig(stringify(cfg), 'fuzz.yaml', '/');
+      } catch (err) {
+        if (!(err instanceof ConfigError)) throw err;
+        expect(err.issues.length).toBeGreaterThan(0);
+        for (const issue of err.issues) expect(issue).toMatch(namesAField);
+      }
+    }),
+    { numRuns: RUNS },
+  );
+});
+
+test('arbitrary text as a config file is refused with a ConfigError, never a crash', () => {
+  fc.assert(
+    fc.property(fc.oneof(fc.string({ maxLength: 200 }), fc.string({ unit: 'binary', maxLength: 200 })), (text) => {
+      try {
+        parseConfig(text, 'fuzz.yaml', '/');
+      } catch (err) {
+        if (!(err instanceof ConfigError)) throw err;
+        for (const issue of err.issues) expect(issue).toMatch(namesAField);
+      }
+    }),
+    { numRuns: RUNS },
+  );
+});
+
+const config = parseConfig(readFileSync(path.join(__dirname, '..', 'runbooks.example.yaml'), 'utf8'), 'example.yaml', '/');
+const paramKeys = fc.constantFrom('target', 'backup', 'kind', 'reason', 'dryRun', 'prune', 'requestedBy', 'bogus', '', '__proto__', 'constructor');
+
+test('runbook parameters: hostile values never reach a path or a command line', () => {
+  fc.assert(
+    fc.property(fc.constantFrom(...Object.keys(runbooks)), fc.dictionary(paramKeys, hostile, { maxKeys: 6 }), (name, params) => {
+      const def = runbooks[name as keyof typeof runbooks];
+      let input: Record<string, unknown>;
+      try {
+        input = parseRunbookInput(def, params, config) as Record<string, unknown>;
+      } catch (err) {
+        if (!(err instanceof InputError)) throw err;
+        for (const issue of err.issues) expect(issue).toMatch(/^(params|([A-Za-z_][\w-]*|"(?:[^"\\]|\\.)*")([.,] ?([A-Za-z_][\w-]*|"(?:[^"\\]|\\.)*"))*): /);
+        return;
+      }
+      // Accepted: the target is one from the config and ids that become file or database names are plain.
+      const known = [...config.targets.databases, ...config.targets.redis].map((t) => t.name);
+      expect(known).toContain(input.target);
+      if (typeof input.backup === 'string') expect(input.backup).toMatch(/^[a-z0-9][a-z0-9_-]*$|^latest$/);
+    }),
+    { numRuns: RUNS },
+  );
+});
+
+describe('the CLI', () => {
+  let temporal: Server;
+  let connections = 0;
+  let file: string;
+  beforeAll(async () => {
+    // Stands where Temporal would be: counts connections and drops them, so "nothing started" is observable.
+    temporal = createServer((socket) => {
+      connections += 1;
+      socket.destroy();
+    });
+    await new Promise<void>((resolve) => temporal.listen(0, '127.0.0.1', resolve));
+    const cfg = structuredClone(example) as { temporal: Record<string, unknown>; backups: Record<string, unknown> };
+    cfg.temporal.address = `127.0.0.1:${(temporal.address() as AddressInfo).port}`;
+    cfg.backups.root = tempDir('fuzz-backups');
+    file = writeConfigFile(stringify(cfg));
+  });
+  afterAll(() => new Promise<void>((resolve) => temporal.close(() => resolve())));
+
+  async function run(argv: string[]): Promise<{ code: number; stderr: string }> {
+    let stderr = '';
+    const err = jest.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
+      stderr += String(chunk);
+      return true;
+    });
+    const out = jest.spyOn(process.stdout, 'write').mockImplementation(() => true);
+    try {
+      return { code: await main(['node', 'runbook', ...argv]), stderr };
+    } finally {
+      err.mockRestore();
+      out.mockRestore();
+    }
+  }
+
+  test('bad start arguments exit 2 with the field named, and never contact Temporal', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom(...Object.keys(runbooks), 'restor', '../backup', ''),
+        fc.array(fc.tuple(paramKeys, hostile.map((v) => (typeof v === 'string' ? v : JSON.stringify(v) ?? ''))), { maxLength: 4 }),
+        fc.boolean(),
+        async (name, pairs, malformed) => {
+          const args = pairs.flatMap(([k, v]) => ['-p', malformed ? `${k}${v}` : `${k}=${v}`]);
+          // Always one certainly-bad parameter, so every case must be refused before any connection.
+          args.push('-p', malformed ? 'no-equals-sign' : 'bogus=1');
+          const before = connections;
+          const { code, stderr } = await run(['--config', file, 'start', name, ...args]);
+          expect(code).toBe(2);
+          expect(stderr).toMatch(/error: |error: invalid input|runbook: unknown|--param|unknown parameter/);
+          expect(connections).toBe(before);
+        },
+      ),
+      { numRuns: Math.min(RUNS, 1_000) },
+    );
+  });
+
+  test('a valid start does try Temporal (so the property above is not vacuous)', async () => {
+    const before = connections;
+    const { code, stderr } = await run(['--config', file, 'start', 'backup', '-p', 'target=shop']);
+    expect(code).toBe(1);
+    expect(stderr).toMatch(/cannot reach Temporal/);
+    expect(connections).toBeGreaterThan(before);
+  });
+});

@@ -1,0 +1,134 @@
+import { type Client, type Connection } from '@temporalio/client';
+import { type Payload, defaultPayloadConverter } from '@temporalio/common';
+import { payloadCodecs } from '../src/config/codec';
+import { type Config } from '../src/config/schema';
+import { freePort } from '../src/client/local-servers';
+import { ENVIRONMENT, RUNBOOK_NAME, RUNBOOK_STATUS, RUNBOOK_TARGET, TRIGGERED_BY } from '../src/config/search-attributes';
+import { createDatabase, servers, testConfig, uniqueName } from './support/servers';
+import { seedShop } from './support/shop-data';
+import { type WorkerProcess, runCli, startWorkerProcess, writeConfigFile } from './support/processes';
+import { devServerClient } from './support/temporal';
+
+/**
+ * What an operator inspecting runs sees: the real CLI starts runbooks on the real worker binary; the run
+ * carries its story (search attributes, summary, memo, step names on each activity), the worker's /metrics
+ * counts it with the right labels, and its JSON logs name the run and the activity but never a secret.
+ */
+
+let client: Client;
+let connection: Connection;
+let worker: WorkerProcess;
+let metricsUrl: string;
+let file: string;
+let target: string;
+let backupId: string;
+let restoreId: string;
+let cfg: Config;
+
+beforeAll(async () => {
+  ({ client, connection } = await devServerClient());
+  const db = uniqueName('obs');
+  await createDatabase(db);
+  await seedShop(db, 200, 2);
+  const port = await freePort();
+  const { yaml, config } = testConfig({ databases: [db], taskQueue: uniqueName('obs'), extra: { observability: { metricsAddress: `127.0.0.1:${port}` } } });
+  target = config.targets.databases[0]!.name;
+  cfg = config;
+  metricsUrl = `http://127.0.0.1:${port}/metrics`;
+  file = writeConfigFile(yaml);
+  worker = await startWorkerProcess(file);
+  const env = { RUNBOOK_USER: 'alice' };
+  backupId = `backup/${target}/observed`;
+  const backup = await runCli(['--config', file, 'start', 'backup', '--id', backupId, '-p', `target=${target}`, '-p', 'reason=before the migration', '--wait'], env);
+  expect(backup).toMatchObject({ exitCode: 0 });
+  const restore = await runCli(['--config', file, 'start', 'restore', '-p', `target=${target}`, '-p', 'reason=show the plan', '-p', 'dryRun=true', '--wait'], env);
+  expect(restore).toMatchObject({ exitCode: 0 });
+  restoreId = `restore/${target}`;
+});
+
+afterAll(async () => {
+  await worker?.stop();
+  await connection?.close();
+});
+
+test('a run started from the CLI carries its story: search attributes, summary, details, memo without secrets', async () => {
+  const d = await client.workflow.getHandle(backupId).describe();
+  expect(d.typedSearchAttributes.get(RUNBOOK_NAME)).toBe('backup');
+  expect(d.typedSearchAttributes.get(RUNBOOK_TARGET)).toBe(target);
+  expect(d.typedSearchAttributes.get(ENVIRONMENT)).toBe('non-production');
+  expect(d.typedSearchAttributes.get(TRIGGERED_BY)).toBe('cli:alice');
+  // Upserted by the workflow as it went; the last value says how it ended.
+  expect(d.typedSearchAttributes.get(RUNBOOK_STATUS)).toBe('completed');
+  expect(await d.staticSummary()).toBe(`backup ${target} (non-production) by cli:alice: before the migration`);
+  expect(await d.staticDetails()).toContain('| reason | before the migration |');
+  expect(d.memo).toMatchObject({ runbook: 'backup', target, triggeredBy: 'cli:alice', params: { target, kind: 'postgres', reason: 'before the migration' } });
+  expect(JSON.stringify(d.memo)).not.toContain(servers().postgres.password);
+
+  // The Web UI's query: runs of a runbook by the new attributes.
+  const ids: string[] = [];
+  for await (const wf of client.workflow.list({ query: `RunbookName = "backup" AND TriggeredBy = "cli:alice" AND RunbookTarget = "${target}"` })) ids.push(wf.workflowId);
+  expect(ids).toEqual([backupId]);
+});
+
+test('runbook list filters by the new attributes and shows how each run ended', async () => {
+  const list = async (...args: string[]) => {
+    const r = await runCli(['--config', file, '--json', 'list', '--target', target, ...args]);
+    expect(r.exitCode).toBe(0);
+    return (JSON.parse(r.stdout) as Array<{ workflowId: string; step?: string }>).map((x) => [x.workflowId, x.step]);
+  };
+  expect(await list('--environment', 'non-production', '--triggered-by', 'cli:alice', '--runbook', 'backup')).toEqual([[backupId, 'completed']]);
+  expect(await list('--environment', 'production')).toEqual([]);
+  expect(await list('--triggered-by', 'cli:bob')).toEqual([]);
+  const bad = await runCli(['--config', file, 'list', '--environment', 'staging']);
+  expect(bad.exitCode).toBe(2);
+  expect(bad.stderr).toContain("argument 'staging' is invalid");
+});
+
+test('each activity in the history is labelled with its runbook step', async () => {
+  const summaries = async (workflowId: string): Promise<Array<[string, string]>> => {
+    const history = await client.workflow.getHandle(workflowId).fetchHistory();
+    // Summaries are payloads: stored encrypted like everything else (the test config turns encryption on).
+    const decode = async (p: Payload): Promise<string> => {
+      let payloads = [p];
+      for (const c of [...payloadCodecs(cfg)].reverse()) payloads = await c.decode(payloads);
+      return defaultPayloadConverter.fromPayload<string>(payloads[0]!);
+    };
+    const scheduled = (history.events ?? []).filter((e) => e.activityTaskScheduledEventAttributes);
+    expect(scheduled.every((e) => e.userMetadata?.summary?.metadata?.encoding && Buffer.from(e.userMetadata.summary.metadata.encoding).toString() === 'binary/encrypted')).toBe(true);
+    return Promise.all(scheduled.map(async (e): Promise<[string, string]> => [e.activityTaskScheduledEventAttributes!.activityType!.name!, await decode(e.userMetadata!.summary!)]));
+  };
+  expect(await summaries(backupId)).toEqual([
+    ['dumpPostgres', 'dump'],
+    ['pruneBackups', 'prune'],
+  ]);
+  expect(await summaries(restoreId)).toEqual([
+    ['planRestore', 'plan'],
+    ['validateBackup', 'validate'],
+  ]);
+});
+
+test('/metrics counts runs by runbook and outcome, step and activity durations, next to the SDK runtime metrics', async () => {
+  const text = await (await fetch(metricsUrl)).text();
+  expect(text).toContain('runbook_runs_total{runbook="backup",outcome="completed"} 1');
+  // The restore's own outcome, from its result.
+  expect(text).toContain('runbook_runs_total{runbook="restore",outcome="dry-run"} 1');
+  expect(text).toContain('runbook_step_duration_seconds_count{runbook="backup",step="dump",outcome="completed"} 1');
+  expect(text).toContain('runbook_step_duration_seconds_count{runbook="restore",step="validate",outcome="completed"} 1');
+  expect(text).toContain('runbook_activity_duration_seconds_count{activity="dumpPostgres",outcome="completed"} 1');
+  expect(text).toMatch(/^runbook_worker_process_cpu_seconds_total /m);
+  // Scraped through from the Temporal Core exporter.
+  expect(text).toMatch(/^temporal_workflow_completed\{.*workflow_type="backup".*\} 1$/m);
+  expect(text).toMatch(/^temporal_activity_execution_latency_count\{/m);
+});
+
+test('worker logs are JSON lines naming the run and the activity, with no secret value', () => {
+  const lines = worker
+    .output()
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+  const dump = lines.find((l) => l.msg === 'activity finished' && l.activityType === 'dumpPostgres');
+  expect(dump).toMatchObject({ workflowId: backupId, workflowRunId: expect.any(String), activityId: expect.any(String), outcome: 'completed', level: 30 });
+  // dumpPostgres resolved the database password; none of the worker's output carries it.
+  expect(worker.output()).not.toContain(servers().postgres.password);
+});
