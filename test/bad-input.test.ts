@@ -115,7 +115,8 @@ test('runbook parameters: hostile values never reach a path or a command line', 
       }
       // Accepted: the target is one from the config and ids that become file or database names are plain.
       const known = [...config.targets.databases, ...config.targets.redis].map((t) => t.name);
-      expect(known).toContain(input.target);
+      // (Runbooks without a target parameter, e.g. health-watch with no parameters at all, have none to check.)
+      if ('target' in input || 'target' in ((def.input as { shape?: object }).shape ?? {})) expect(known).toContain(input.target);
       if (typeof input.backup === 'string') expect(input.backup).toMatch(/^[a-z0-9][a-z0-9_-]*$|^latest$/);
     }),
     { numRuns: RUNS },

@@ -1,4 +1,4 @@
-import { type Config } from '../config/schema';
+import { type Config, type Severity } from '../config/schema';
 import {
   type AwaitHealthyInput,
   type HostDeps,
@@ -35,6 +35,9 @@ import { type SnapshotRedisInput, snapshotRedis } from './redis';
 import { type SlackPostInput, type SlackUpdateInput, postSlackMessage, updateSlackMessage } from './slack';
 import { pruneDirectory } from './retention';
 import * as rotation from './rotation';
+import { type NotifyInput, escalationPolicy, notify } from './notify';
+import { checkServiceHealth, containerCpu, remediationPlan } from './remediation';
+import { type HealthCheckInput, type RaiseIncidentsInput, raiseIncidents, runHealthChecks } from './health';
 import { targetDir } from './storage';
 
 export interface Deps {
@@ -121,6 +124,23 @@ export function createActivities({ config }: Deps) {
 
     // Deploy / scale (issue 6). Idempotent: reads the config only.
     deploySettings: (input: { service: string }) => Promise.resolve().then(() => deploySettings(config, input.service)),
+
+    // Incidents (WF-08) and the health watch (WF-09).
+    // Idempotent: reads config only (the workflow keeps the result, so a running incident keeps its policy).
+    escalationPolicy: (input: { severity: Severity; policy?: string }) => Promise.resolve(escalationPolicy(config, input)),
+    // Idempotent by idempotencyKey (incident + step + channel + person): Message-ID, Slack metadata key, SMS Idempotency-Key.
+    notify: heartbeating((input: NotifyInput) => notify(config, input)),
+    // Idempotent: probes only read.
+    runHealthChecks: heartbeating((input: HealthCheckInput) => runHealthChecks(config, input)),
+    // Idempotent by incident id incident/<fingerprint>: signal-with-start joins a running incident; resolving twice is a no-op.
+    raiseIncidents: heartbeating((input: RaiseIncidentsInput) => raiseIncidents(config, input)),
+    // RB-03 remediation ladder.
+    // Idempotent: reads config only.
+    remediationPlan: (input: { service: string }) => Promise.resolve(remediationPlan(config, input)),
+    // Idempotent: read-only (docker stats).
+    containerCpu: heartbeating((input: { dockerHost: string; containers: string[] }) => containerCpu(input)),
+    // Idempotent: a GET.
+    checkServiceHealth: heartbeating((input: { url?: string }) => checkServiceHealth(input)),
   };
 }
 
@@ -161,3 +181,6 @@ export type { EmailResult, EmailMessage } from './email';
 export type { SlackPostInput, SlackPostResult, SlackUpdateInput } from './slack';
 export type { RestorePlan, CheckResult } from './restore';
 export type { RotationPlan, RotationRef } from './rotation';
+export type { NotifyInput, NotifyResult } from './notify';
+export type { HealthCheckResult, HealthCheckInput, RaiseIncidentsInput } from './health';
+export type { RemediationPlan } from './remediation';

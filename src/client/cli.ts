@@ -15,6 +15,7 @@ import { ENVIRONMENT, RUNBOOK_NAME, RUNBOOK_STATUS, RUNBOOK_TARGET, SEARCH_ATTRI
 import { checkSecrets, redact } from '../config/secrets';
 import { listBackups, targetDir } from '../activities/storage';
 import { type RunbookStatus, approveUpdate, rejectUpdate, stepDecisionUpdate } from '../workflows/definitions';
+import { acknowledgeUpdate, resolveUpdate } from '../workflows/incident-definitions';
 import { UnreachableError, connectClient } from './connection';
 import { desiredSchedules, syncSchedules } from './schedules';
 import { runbookStartMetadata } from './start-options';
@@ -289,6 +290,31 @@ export function buildProgram(): Command {
         out(globals(), `${record.answer} "${record.step}" by ${record.by} at ${record.at}`, record);
       });
     });
+
+  // Incidents (WF-08): the same Updates as the Slack buttons and the email links.
+  for (const [verb, update] of [
+    ['ack', acknowledgeUpdate],
+    ['resolve', resolveUpdate],
+  ] as const) {
+    program
+      .command(`${verb} <incidentId>`)
+      .description(`${verb === 'ack' ? 'acknowledge (stops the escalation)' : 'resolve (closes)'} an incident, e.g. incident/<fingerprint>`)
+      .option('--by <name>', 'who (default: $RUNBOOK_USER or the login name)')
+      .option('--note <text>', 'what was done')
+      .action(async (incidentId: string, o: { by?: string; note?: string }) => {
+        const cfg = config();
+        await withClient(cfg, async (client) => {
+          const record = await client.workflow
+            .getHandle(incidentId)
+            .executeUpdate(update, { args: [{ by: o.by ?? operatorName(), note: o.note }] })
+            .catch((err: unknown) => {
+              if (err instanceof WorkflowUpdateFailedError) throw new InputError([`${verb}: ${err.cause?.message ?? err.message}`]);
+              throw err;
+            });
+          out(globals(), `${verb === 'ack' ? 'acknowledged' : 'resolved'} by ${record.by} at ${record.at}`, record);
+        });
+      });
+  }
 
   program
     .command('backups <target>')

@@ -12,6 +12,7 @@ import { connectClient } from './connection';
 import { type RunningServer, projectRoot, startPostgres, startRedis, startTemporal, stopPid } from './local-servers';
 import { syncSchedules } from './schedules';
 import { startConfiguredCodecServer } from './codec-server';
+import { createIncidentServer } from './alertmanager';
 
 /**
  * `npm start`: the whole system on one machine. Temporal dev server (Web UI on :8233, state kept in
@@ -189,9 +190,27 @@ async function main(): Promise<void> {
     if (chat.pid) started.push({ name: 'chatops', server: { pid: chat.pid, port: config.chatops.port, stop: () => stopPid(chat.pid!, 'SIGTERM', 10_000) } });
     log(`ChatOps on http://${config.chatops.host}:${config.chatops.port}/slack/commands (slash commands) and /slack/actions (buttons)`);
   }
+  await startIncidentReceiver(config);
   log(`config: ${path.relative(process.cwd(), file)}`);
   log(`try:    npm run runbook -- start backup -p target=${config.targets.databases[0]?.name ?? '<target>'} --wait`);
   log('Ctrl-C stops everything started here.');
+}
+
+/** The Alertmanager webhook + acknowledge links (incidents.listen), with its own Temporal client. */
+async function startIncidentReceiver(config: Config): Promise<void> {
+  const { client, close } = await connectClient(config);
+  const server = createIncidentServer({ client, config, log });
+  const { host, port } = config.incidents.listen;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  const stop = async (): Promise<void> => {
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await close();
+  };
+  started.push({ name: 'incident receiver', server: { pid: process.pid, port, stop } });
+  log(`incident receiver on http://${host}:${port} (POST /alertmanager, acknowledge links /ack)`);
 }
 
 let stopping = false;

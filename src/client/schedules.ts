@@ -101,6 +101,21 @@ export function desiredSchedules(config: Config): DesiredSchedule[] {
       paused: false,
     });
   }
+  // WF-09: the health watch, every 5 minutes by default, when the config has a `health` section.
+  if (config.health) {
+    out.push({
+      scheduleId: 'health-watch',
+      runbook: 'health-watch',
+      workflowType: 'healthWatch',
+      workflowIdPrefix: 'health-watch/all',
+      input: {},
+      target: 'all',
+      cron: config.health.schedule.cron,
+      timezone: config.health.schedule.timezone,
+      overlap: 'skip',
+      paused: false,
+    });
+  }
   const problems: string[] = [];
   config.schedules.forEach((s, i) => {
     try {

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { type Config } from './schema';
+import { type Config, SEVERITIES } from './schema';
 
 /**
  * The runbook catalogue: one zod input schema per runbook, shared by the CLI, ChatOps and (as types)
@@ -113,6 +113,44 @@ function requireDeployable(params: Record<string, unknown>, config: Config): Rec
 }
 // --- end deploy / scale ---
 
+export const incidentInputSchema = z
+  .object({
+    title: z.string().min(3, 'say what is wrong (at least 3 characters)').max(200),
+    severity: z.enum(SEVERITIES).default('high'),
+    description: z.string().max(2000).optional(),
+    /** Same fingerprint = same incident (a second open joins the running one). Default: manual-<title>. */
+    fingerprint: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/, 'must be letters, digits, ".", "_" or "-"').optional(),
+    /** A named escalation policy instead of the severity's. */
+    policy: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'must be a policy name from escalation.policies').optional(),
+    source: z.literal('manual').default('manual'),
+    requestedBy: z.string().max(100).optional(),
+  })
+  .strict();
+export type ManualIncidentInput = z.output<typeof incidentInputSchema>;
+
+export function manualFingerprint(input: { title: string; fingerprint?: string }): string {
+  return input.fingerprint ?? `manual-${input.title.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 60) || 'incident'}`;
+}
+
+export const healthWatchInputSchema = z
+  .object({
+    /** Comma-separated check ids (health-http-api, health-redis-cache, ...); default all. */
+    only: z
+      .string()
+      .regex(/^health-[a-z0-9-]+(,health-[a-z0-9-]+)*$/, 'must be check ids like health-redis-cache, comma-separated')
+      .transform((v) => v.split(','))
+      .optional(),
+  })
+  .strict();
+
+export const remediateInputSchema = z
+  .object({
+    service: targetName,
+    reason: z.string().min(3, 'say why (at least 3 characters)').max(500),
+    requestedBy: z.string().max(100).optional(),
+  })
+  .strict();
+
 /** Refuse a target name that is not a PostgreSQL database in the config. */
 function requireDatabase(params: Record<string, unknown>, config: Config): Record<string, unknown> {
   if (typeof params.target === 'string' && !config.targets.databases.some((d) => d.name === params.target)) {
@@ -213,6 +251,44 @@ export const runbooks = {
     input: scaleInputSchema,
     complete: requireDeployable,
     workflowId: (input) => `deploy/${input.service}`,
+    target: (input) => input.service,
+  }),
+  incident: define({
+    name: 'incident',
+    workflowType: 'incident',
+    summary: 'WF-08: open an incident by hand; it escalates by its severity\'s policy until acknowledged',
+    input: incidentInputSchema,
+    complete(params, config) {
+      if (typeof params.policy === 'string' && !(params.policy in config.escalation.policies)) {
+        throw new InputError([`policy: unknown escalation policy "${params.policy}" (known: ${Object.keys(config.escalation.policies).join(', ') || 'none'})`]);
+      }
+      return params;
+    },
+    // incident/<fingerprint>: the same id the Alertmanager receiver and the health watch use.
+    workflowId: (input) => `incident/${manualFingerprint(input)}`,
+    target: (input) => manualFingerprint(input),
+  }),
+  'health-watch': define({
+    name: 'health-watch',
+    workflowType: 'healthWatch',
+    summary: 'WF-09: probe HTTP, PostgreSQL, Redis, disk and memory; open an incident per failing check, resolve recovered ones',
+    input: healthWatchInputSchema,
+    workflowId: (_input, now) => `health-watch/all/${isoSecond(now)}`,
+    target: () => 'all',
+  }),
+  remediate: define({
+    name: 'remediate',
+    workflowType: 'remediateService',
+    summary: 'RB-03: restart a service, then scale it out when CPU > threshold; steps auto or approved (remediation.services)',
+    input: remediateInputSchema,
+    complete(params, config) {
+      if (typeof params.service === 'string' && !config.targets.services.some((s) => s.name === params.service)) {
+        throw new InputError([`service: unknown service "${params.service}" (known: ${config.targets.services.map((s) => s.name).join(', ') || 'none'})`]);
+      }
+      return params;
+    },
+    // One ladder per service at a time.
+    workflowId: (input) => `remediate/${input.service}`,
     target: (input) => input.service,
   }),
 } satisfies Record<string, RunbookDefinition>;

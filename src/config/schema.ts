@@ -263,12 +263,28 @@ const slackSchema = z
   })
   .strict();
 
-const notificationsSchema = z.object({ email: emailSchema.optional(), slack: slackSchema.optional() }).strict();
+/**
+ * Where email / SMS remember what they sent, by idempotency key (SMTP and SMS providers cannot refuse a
+ * duplicate): a Redis target of the config. Without it a retry after a lost reply may send again.
+ */
+const sentLogSchema = z.object({ redis: name, ttl: duration.default('30d') }).strict();
+
+const notificationsSchema = z
+  .object({ email: emailSchema.optional(), slack: slackSchema.optional(), sentLog: sentLogSchema.optional() })
+  .strict();
+
+// --- Incidents: escalation (WF-08), Alertmanager intake, health watch (WF-09) --------------------------------
+
+export const SEVERITIES = ['critical', 'high', 'medium', 'low'] as const;
+export type Severity = (typeof SEVERITIES)[number];
+export const NOTIFY_CHANNELS = ['email', 'slack', 'sms'] as const;
+export type NotifyChannel = (typeof NOTIFY_CHANNELS)[number];
 
 const escalationLevelSchema = z
   .object({
+    /** Person names, rotation names (escalation.people / escalation.rotations) or plain email addresses. */
     targets: z.array(z.string().min(1)).min(1),
-    channels: z.array(z.enum(['email', 'slack', 'sms'])).min(1),
+    channels: z.array(z.enum(NOTIFY_CHANNELS)).min(1),
     /** Wait before the next level is notified when nobody acknowledged. */
     after: duration,
   })
@@ -277,7 +293,169 @@ const escalationLevelSchema = z
 const escalationPolicySchema = z
   .object({
     levels: z.array(escalationLevelSchema).min(1),
+    /** How many times the whole ladder runs again after the last level's wait (0 = once). */
     repeat: z.number().int().min(0).default(0),
+  })
+  .strict();
+export type EscalationPolicy = z.infer<typeof escalationPolicySchema>;
+
+const personSchema = z
+  .object({
+    email: z.string().email().optional(),
+    /** Slack member id (U...), mentioned in the incident thread. */
+    slack: z.string().regex(/^[UW][A-Z0-9]+$/, 'must be a Slack member id like U0123ABC').optional(),
+    /** E.164 phone number for SMS. */
+    phone: z.string().regex(/^\+[1-9]\d{6,14}$/, 'must be an E.164 number like +34600111222').optional(),
+  })
+  .strict();
+export type Person = z.infer<typeof personSchema>;
+
+/** An on-call rotation: members take turns of `shift`, counted from `start`. */
+const onCallRotationSchema = z
+  .object({
+    members: z.array(z.string().min(1)).min(1),
+    shift: duration.default('7d'),
+    start: z.string().datetime({ offset: true }).default('2026-01-05T09:00:00Z'),
+  })
+  .strict();
+export type OnCallRotation = z.infer<typeof onCallRotationSchema>;
+
+/** The seed matrix (D4 §11.5): respond / escalate minutes and channels per severity. */
+export const DEFAULT_POLICIES: Record<Severity, EscalationPolicy> = {
+  // Respond 15 min, escalate 30 min to lead-dev + CTO, SMS + email + Slack.
+  critical: {
+    levels: [
+      { targets: ['on-call'], channels: ['sms', 'email', 'slack'], after: '15m' },
+      { targets: ['on-call', 'lead-dev'], channels: ['sms', 'email', 'slack'], after: '15m' },
+      { targets: ['lead-dev', 'cto'], channels: ['sms', 'email', 'slack'], after: '30m' },
+    ],
+    repeat: 1,
+  },
+  high: {
+    levels: [
+      { targets: ['on-call'], channels: ['email', 'slack'], after: '60m' },
+      { targets: ['on-call'], channels: ['email', 'slack'], after: '60m' },
+      { targets: ['team-lead'], channels: ['email', 'slack'], after: '120m' },
+    ],
+    repeat: 0,
+  },
+  medium: {
+    levels: [
+      { targets: ['on-call'], channels: ['email'], after: '240m' },
+      { targets: ['on-call'], channels: ['email'], after: '240m' },
+      { targets: ['project-manager'], channels: ['email'], after: '480m' },
+    ],
+    repeat: 0,
+  },
+  low: {
+    levels: [
+      { targets: ['on-call'], channels: ['email'], after: '1440m' },
+      { targets: ['on-call'], channels: ['email'], after: '1440m' },
+      { targets: ['product-owner'], channels: ['email'], after: '2880m' },
+    ],
+    repeat: 0,
+  },
+};
+
+/** SMS through a Twilio-style HTTP API: POST {apiUrl}/Accounts/{accountSid}/Messages.json, form To/From/Body, Basic auth. */
+const smsSchema = z
+  .object({
+    apiUrl: z.string().url().default('https://api.twilio.com/2010-04-01'),
+    accountSid: z.string().min(1),
+    authToken: secretRefSchema,
+    from: z.string().min(3),
+  })
+  .strict();
+export type SmsConfig = z.infer<typeof smsSchema>;
+
+const escalationSchema = z
+  .object({
+    people: z.record(name, personSchema).default({}),
+    rotations: z.record(name, onCallRotationSchema).default({}),
+    /** Named policies; severities without one use DEFAULT_POLICIES (the seed matrix). */
+    policies: z.record(name, escalationPolicySchema).default({}),
+    /** Which policy a severity uses; default: the policy named like the severity, else the seed default. */
+    severities: z.partialRecord(z.enum(SEVERITIES), name).default({}),
+    /** Slack channel for incident threads; default notifications.slack.channel. */
+    slackChannel: z.string().min(1).optional(),
+    sms: smsSchema.optional(),
+    /** Continue-as-new after this many timeline entries (long incidents keep a short history). */
+    maxTimeline: z.number().int().min(10).default(200),
+  })
+  .strict();
+
+/** The HTTP receiver: Alertmanager webhook (POST /alertmanager) and the signed acknowledge links (/ack). */
+const incidentsSchema = z
+  .object({
+    listen: z.object({ host: z.string().default('127.0.0.1'), port: port.default(9095) }).strict().default({ host: '127.0.0.1', port: 9095 }),
+    /** Base URL people reach the receiver at, used in the acknowledge links of emails. */
+    publicUrl: z.string().url().default('http://127.0.0.1:9095'),
+    /** HMAC key of acknowledge links. */
+    ackSecret: secretRefSchema.optional(),
+    /** How long an acknowledge link stays valid. */
+    ackLinkTtl: duration.default('24h'),
+    /** Alertmanager authenticates with `http_config.authorization` (bearer) or `basic_auth`. */
+    auth: z
+      .union([
+        z.object({ bearerToken: secretRefSchema }).strict(),
+        z.object({ username: z.string().min(1), password: secretRefSchema }).strict(),
+      ])
+      .optional(),
+  })
+  .strict();
+
+/** WF-09 thresholds (seed §4): disk 80/85/90 %, memory 80/85/90 %, HTTP timeout 10 s, slow > 5 s. */
+const healthSchema = z
+  .object({
+    schedule: scheduleSpecSchema.default({ cron: '*/5 * * * *', timezone: 'UTC' }),
+    http: z
+      .array(
+        z
+          .object({
+            name,
+            url: z.string().url(),
+            timeout: duration.default('10s'),
+            slow: duration.default('5s'),
+            expectStatus: z.number().int().min(100).max(599).default(200),
+            severity: z.enum(SEVERITIES).default('critical'),
+            /** The service behind this endpoint: when it fails, its remediation ladder starts (remediation.services). */
+            service: name.optional(),
+          })
+          .strict(),
+      )
+      .default([]),
+    /** Check every database / Redis target of the config (SELECT 1, PING). */
+    databases: z.boolean().default(true),
+    redis: z.boolean().default(true),
+    disk: z
+      .array(z.object({ path: z.string().min(1), warn: z.number().min(1).max(100).default(85), critical: z.number().min(1).max(100).default(90) }).strict())
+      .default([{ path: '/', warn: 85, critical: 90 }]),
+    memory: z.object({ warn: z.number().min(1).max(100).default(85), critical: z.number().min(1).max(100).default(90) }).strict().default({ warn: 85, critical: 90 }),
+  })
+  .strict();
+export type HealthConfig = z.infer<typeof healthSchema>;
+
+/** RB-03 remediation ladder per service: restart, then scale out when CPU is high; each step auto or approved. */
+const gate = z.enum(['auto', 'approval']);
+const remediationSchema = z
+  .object({
+    /** How long a step that needs an approval waits for one before it is skipped. */
+    approvalTimeout: duration.default('30m'),
+    services: z
+      .record(
+        name,
+        z
+          .object({
+            restart: gate.default('auto'),
+            scaleOut: gate.default('approval'),
+            /** Instances after scaling out (D3: 3, D4: 4). */
+            scaleTo: z.number().int().min(2).max(50).default(3),
+            /** Scale out when the containers' CPU is above this (seed: 80 %). */
+            cpuThreshold: z.number().min(1).max(100).default(80),
+          })
+          .strict(),
+      )
+      .default({}),
   })
   .strict();
 
@@ -446,7 +624,11 @@ export const configSchema = z
       .default({ databases: [], redis: [], dockerHosts: [], services: [] }),
     backups: backupsSchema.default(backupsSchema.parse({})),
     notifications: notificationsSchema.default({}),
-    escalation: z.object({ policies: z.record(name, escalationPolicySchema).default({}) }).strict().default({ policies: {} }),
+    escalation: escalationSchema.default(escalationSchema.parse({})),
+    incidents: incidentsSchema.default(incidentsSchema.parse({})),
+    /** The health watch runs (and gets its schedule) only when this section is present. */
+    health: healthSchema.optional(),
+    remediation: remediationSchema.default(remediationSchema.parse({})),
     schedules: z.array(scheduleSchema).default([]),
     chatops: chatopsSchema.optional(),
     rotation: rotationSchema.default(rotationSchema.parse({})),
@@ -487,6 +669,7 @@ export const configSchema = z
         }
       }),
     );
+    checkEscalation(cfg, ctx);
     const ids = new Set<string>();
     cfg.schedules.forEach((s, i) => {
       if (ids.has(s.id)) ctx.addIssue({ code: 'custom', path: ['schedules', i, 'id'], message: `duplicate schedule id "${s.id}"` });
@@ -542,6 +725,50 @@ export type ScheduleConfig = Config['schedules'][number];
 export type ServiceConfig = Config['targets']['services'][number];
 export type DockerHostConfig = Config['targets']['dockerHosts'][number];
 
+/** Every name a policy or rotation uses must be a person, a rotation or an email address. */
+function checkEscalation(
+  cfg: {
+    escalation: z.infer<typeof escalationSchema>;
+    notifications: z.infer<typeof notificationsSchema>;
+    remediation: z.infer<typeof remediationSchema>;
+    health?: z.infer<typeof healthSchema>;
+    targets: { redis: Array<{ name: string }>; services: Array<{ name: string }> };
+  },
+  ctx: z.RefinementCtx,
+): void {
+  const log = cfg.notifications.sentLog;
+  if (log && !cfg.targets.redis.some((r) => r.name === log.redis)) {
+    ctx.addIssue({ code: 'custom', path: ['notifications', 'sentLog', 'redis'], message: `unknown redis target "${log.redis}" (not in targets.redis)` });
+  }
+  cfg.health?.http.forEach((h, i) => {
+    if (h.service && !cfg.targets.services.some((t) => t.name === h.service)) {
+      ctx.addIssue({ code: 'custom', path: ['health', 'http', i, 'service'], message: `unknown service "${h.service}" (not in targets.services)` });
+    }
+  });
+  for (const svc of Object.keys(cfg.remediation.services)) {
+    if (!cfg.targets.services.some((t) => t.name === svc)) {
+      ctx.addIssue({ code: 'custom', path: ['remediation', 'services', svc], message: `unknown service "${svc}" (not in targets.services)` });
+    }
+  }
+  const e = cfg.escalation;
+  const known = (t: string): boolean => t in e.people || t in e.rotations || z.string().email().safeParse(t).success;
+  for (const [policy, p] of Object.entries(e.policies)) {
+    p.levels.forEach((l, i) =>
+      l.targets.forEach((t, j) => {
+        if (!known(t)) ctx.addIssue({ code: 'custom', path: ['escalation', 'policies', policy, 'levels', i, 'targets', j], message: `unknown person or rotation "${t}"` });
+      }),
+    );
+  }
+  for (const [rotation, r] of Object.entries(e.rotations)) {
+    r.members.forEach((m, i) => {
+      if (!(m in e.people)) ctx.addIssue({ code: 'custom', path: ['escalation', 'rotations', rotation, 'members', i], message: `unknown person "${m}"` });
+    });
+  }
+  for (const [sev, policy] of Object.entries(e.severities)) {
+    if (!(policy in e.policies)) ctx.addIssue({ code: 'custom', path: ['escalation', 'severities', sev], message: `unknown policy "${policy}"` });
+  }
+}
+
 /** "15m" → 900000. The schema has already checked the shape. */
 export function durationMs(text: string): number {
   const m = /^(\d+)(ms|s|m|h|d)$/.exec(text);
@@ -558,3 +785,6 @@ function isValidTimeZone(tz: string): boolean {
     return false;
   }
 }
+
+export type EscalationConfig = Config['escalation'];
+export type IncidentsConfig = Config['incidents'];

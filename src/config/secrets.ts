@@ -63,6 +63,12 @@ export function secretFields(config: Config): Array<{ field: string; ref: Secret
   const codec = config.observability.codecServer;
   if (codec?.token) out.push({ field: 'observability.codecServer.token', ref: codec.token });
   if (config.chatops) out.push({ field: 'chatops.signingSecret', ref: config.chatops.signingSecret });
+  // Incidents: SMS provider, acknowledge-link key, the receiver's credentials.
+  const sms = config.escalation.sms;
+  if (sms) out.push({ field: 'escalation.sms.authToken', ref: sms.authToken });
+  const inc = config.incidents;
+  if (inc.ackSecret) out.push({ field: 'incidents.ackSecret', ref: inc.ackSecret });
+  if (inc.auth) out.push('bearerToken' in inc.auth ? { field: 'incidents.auth.bearerToken', ref: inc.auth.bearerToken } : { field: 'incidents.auth.password', ref: inc.auth.password });
   return out;
 }
 

@@ -49,9 +49,9 @@ export async function startFakeSlack(token = 'xoxb-test-token'): Promise<FakeSla
   const responses: Record<string, unknown[]> = {};
   const failures = new Map<string, { error: string; n: number }>();
   const groups: Record<string, string[]> = {};
-  const clock = Math.floor(Date.now() / 1000);
   let seq = 0;
-  const nextTs = (): string => `${clock}.${String(++seq).padStart(6, '0')}`;
+  // Like Slack's: the posting time in seconds, unique and increasing (a fixed clock would fall behind `oldest`).
+  const nextTs = (): string => `${Math.floor(Date.now() / 1000)}.${String(++seq).padStart(6, '0')}`;
 
   const server: Server = createServer((req, res) => {
     void handle(req, res).catch((err: unknown) => {

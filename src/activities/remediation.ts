@@ -1,0 +1,63 @@
+import { ApplicationFailure } from '@temporalio/common';
+import { execa } from 'execa';
+import { type Config, durationMs } from '../config/schema';
+
+/** RB-03 steps on a service's containers (docker CLI, DOCKER_HOST per host, argument arrays). */
+
+export interface RemediationPlan {
+  service: string;
+  dockerHost: string;
+  containers: string[];
+  healthUrl?: string;
+  restart: 'auto' | 'approval';
+  scaleOut: 'auto' | 'approval';
+  scaleTo: number;
+  cpuThreshold: number;
+  approvalTimeoutMs: number;
+}
+
+export function remediationPlan(config: Config, input: { service: string }): RemediationPlan {
+  const svc = config.targets.services.find((s) => s.name === input.service);
+  if (!svc) throw ApplicationFailure.nonRetryable(`service: unknown service "${input.service}" (not in targets.services)`, 'BadInput');
+  const host = config.targets.dockerHosts.find((h) => h.name === svc.host)!;
+  const r = config.remediation.services[svc.name] ?? { restart: 'auto' as const, scaleOut: 'approval' as const, scaleTo: 3, cpuThreshold: 80 };
+  return {
+    service: svc.name,
+    dockerHost: host.dockerHost,
+    containers: svc.containers,
+    healthUrl: svc.healthUrl,
+    ...r,
+    approvalTimeoutMs: durationMs(config.remediation.approvalTimeout),
+  };
+}
+
+async function docker(dockerHost: string, args: string[]): Promise<string> {
+  const r = await execa('docker', args, { env: { DOCKER_HOST: dockerHost }, reject: false, stdin: 'ignore', timeout: 120_000 });
+  if (r.exitCode !== 0) throw ApplicationFailure.retryable(`docker ${args[0]} on ${dockerHost} failed: ${String(r.stderr).trim().slice(-500)}`, 'DockerCommandFailed');
+  return String(r.stdout);
+}
+
+/** The highest CPU % among the containers (`docker stats --no-stream`). Read-only. */
+export async function containerCpu(input: { dockerHost: string; containers: string[] }): Promise<{ cpuPercent: number; byContainer: Record<string, number> }> {
+  const out = await docker(input.dockerHost, ['stats', '--no-stream', '--format', '{{.Name}} {{.CPUPerc}}', '--', ...input.containers]);
+  const byContainer: Record<string, number> = {};
+  for (const line of out.trim().split('\n').filter(Boolean)) {
+    const [name = '', pct = '0%'] = line.trim().split(/\s+/);
+    byContainer[name] = Number.parseFloat(pct.replace('%', '')) || 0;
+  }
+  return { cpuPercent: Math.max(0, ...Object.values(byContainer)), byContainer };
+}
+
+/** GET the service's health URL; throws (so the activity retries, bounded) until it answers 2xx. */
+export async function checkServiceHealth(input: { url?: string }): Promise<{ status: number } | { skipped: true }> {
+  if (!input.url) return { skipped: true };
+  let res: Response;
+  try {
+    res = await fetch(input.url, { signal: AbortSignal.timeout(10_000) });
+    await res.arrayBuffer();
+  } catch (err) {
+    throw new Error(`${input.url}: ${((err as Error).cause as Error | undefined)?.message ?? (err as Error).message}`);
+  }
+  if (res.status < 200 || res.status >= 300) throw new Error(`${input.url}: HTTP ${res.status}`);
+  return { status: res.status };
+}
