@@ -3,6 +3,7 @@ import { Client, Connection } from '@temporalio/client';
 import { parse, stringify } from 'yaml';
 import { openIncident } from '../../src/client/incidents';
 import { type RunningTemporal, freePort, startTemporal } from '../../src/client/local-servers';
+import { dataConverterOptions } from '../../src/config/codec';
 import { parseConfig } from '../../src/config/load';
 import { type Config } from '../../src/config/schema';
 import { type incident } from '../../src/workflows/incident';
@@ -107,10 +108,11 @@ async function atLevel3(client: Client, id: string): Promise<{ slack?: { ts: str
 // After the policy was read, and after level 1's Slack message (sent alone: it opens the thread) went out but
 // before Temporal heard of it.
 test.each(['escalationPolicy', 'notify:1'])('worker SIGKILLed right after %s: the escalation goes on, nothing lost, nothing sent twice', async (step) => {
-  const connection = await Connection.connect({ address: testConfig({ taskQueue: 'x' }).config.temporal.address });
-  const client = new Client({ connection });
+  const { yaml, config } = incidentConfig();
+  const connection = await Connection.connect({ address: config.temporal.address });
+  // Payloads are encrypted (the test config turns the codec on): the client needs the same codec.
+  const client = new Client({ connection, ...dataConverterOptions(config) });
   try {
-    const { yaml, config } = incidentConfig();
     const file = writeConfigFile(yaml);
     const fp = uniqueName('crash').replace('_', '');
     const id = `incident/${fp}`;
@@ -143,14 +145,14 @@ test('Temporal dev server restarted (SQLite kept) while level 2 is due: levels 2
   try {
     const fp = uniqueName('restart').replace('_', '');
     const id = `incident/${fp}`;
-    await openIncident(new Client({ connection }), config, { fingerprint: fp, title: 'payments down', severity: 'critical', source: 'manual' });
+    await openIncident(new Client({ connection, ...dataConverterOptions(config) }), config, { fingerprint: fp, title: 'payments down', severity: 'critical', source: 'manual' });
     await waitUntil('level 1 sent', () => Promise.resolve(smtp.received.filter((m) => m.raw.includes(id)).length === 2 && sms.messages.filter((m) => m.body.includes(id)).length === 2 ? true : undefined));
     await connection.close();
     await temporal.stop();
     await new Promise((r) => setTimeout(r, 4_000)); // level 2 falls due while the server is down
     temporal = await startTemporal({ dbFile, port });
     connection = await Connection.connect({ address: temporal.address });
-    const client = new Client({ connection });
+    const client = new Client({ connection, ...dataConverterOptions(config) });
     const view = await atLevel3(client, id);
     expectEachOnce(id, view.slack!.ts);
     await client.workflow.getHandle<typeof incident>(id).executeUpdate(resolveUpdate, { args: [{ by: 'bob' }] });
