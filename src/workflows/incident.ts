@@ -334,8 +334,11 @@ export async function incident(input: IncidentInput): Promise<IncidentOutcome> {
         await condition(() => wake !== seen, snoozeLeft);
         continue;
       }
+      // The next level is due `after` from when this one fell due, not from when its pages were delivered:
+      // a slow SMTP server or a busy worker must not push the escalation back.
+      const dueAt = Date.now();
       await notifyLevel();
-      s.nextAt = Date.now() + policy.levels[s.level]!.afterMs;
+      s.nextAt = dueAt + policy.levels[s.level]!.afterMs;
     } else {
       const left = Math.max(s.nextAt, s.snoozedUntil ?? 0) - Date.now();
       if (left > 0) {
