@@ -1,6 +1,5 @@
-import { WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
+import { type WorkflowHandle } from '@temporalio/client';
 import { Context } from '@temporalio/activity';
-import { ApplicationFailure } from '@temporalio/common';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { type NotifyInput, type NotifyResult, createActivities } from '../src/activities';
@@ -18,7 +17,7 @@ import {
   timelineQuery,
 } from '../src/workflows/incident-definitions';
 import { uniqueName } from './support/servers';
-import { workflowBundle } from './support/temporal';
+import { updateRefusal as refusal, workflowBundle } from './support/temporal';
 
 // WF-08 escalation on the time-skipping test server: the seed's critical policy (respond 15 min, escalate at
 // 30 min, one repeat of the ladder) runs in seconds. The notify activity is mocked and records what it was
@@ -93,17 +92,6 @@ function byMinute(sent: Sent[]): Record<number, string[]> {
 const L1 = (r: number) => [`L1/R${r} email alice`, `L1/R${r} slack alice`, `L1/R${r} sms alice`];
 const L2 = (r: number) => [`L2/R${r} email alice`, `L2/R${r} email lead-dev`, `L2/R${r} slack alice+lead-dev`, `L2/R${r} sms alice`, `L2/R${r} sms lead-dev`];
 const L3 = (r: number) => [`L3/R${r} email cto`, `L3/R${r} email lead-dev`, `L3/R${r} slack lead-dev+cto`, `L3/R${r} sms cto`, `L3/R${r} sms lead-dev`];
-
-async function refusal(p: Promise<unknown>): Promise<string> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(WorkflowUpdateFailedError);
-  const cause = (err as WorkflowUpdateFailedError).cause;
-  expect(cause).toBeInstanceOf(ApplicationFailure);
-  return cause!.message;
-}
 
 test('nobody acknowledges: levels at 0, 15 and 30 min, the ladder once more from 60 min, then it stops; resolve closes', async () => {
   const { sent, calls, worker, start } = await setup();

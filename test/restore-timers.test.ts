@@ -1,7 +1,7 @@
 import { readdirSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { Client, WorkflowFailedError, WorkflowUpdateFailedError, type WorkflowHandle, type WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
+import { Client, WorkflowFailedError, type WorkflowHandle, type WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment, TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
@@ -17,7 +17,7 @@ import { type RestoreOutcome, type dropDatabaseLater, type restoreDatabase } fro
 import { damage, databasesLike } from './support/restore-fixture';
 import { createDatabase, pgAdmin, servers, testConfig, uniqueName } from './support/servers';
 import { type Fingerprint, fingerprint, seedShop } from './support/shop-data';
-import { workflowBundle } from './support/temporal';
+import { updateRefusal as refusal, workflowBundle } from './support/temporal';
 
 // RB-01's durable timers (approval timeout, delayed drop of the pre-restore database, health-check retries) on the
 // time-skipping test server, with the REAL activities against the shared PostgreSQL: hours pass in moments.
@@ -176,18 +176,6 @@ async function waitForStep(handle: WorkflowHandle, step: string, timeoutMs = 60_
     if (Date.now() > deadline) throw new Error(`run did not reach "${step}" within ${timeoutMs} ms: ${JSON.stringify(status)}`);
     await new Promise((r) => setTimeout(r, 200));
   }
-}
-
-/** The message with which the Update's validator refused it. */
-async function refusal(p: Promise<unknown>): Promise<string> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(WorkflowUpdateFailedError);
-  const cause = (err as WorkflowUpdateFailedError).cause;
-  expect(cause).toBeInstanceOf(ApplicationFailure);
-  return cause!.message;
 }
 
 function steps(status: RunbookStatus): string[] {

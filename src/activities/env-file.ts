@@ -1,7 +1,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { parse } from 'dotenv';
-import { fsyncDir } from './storage';
+import { writeFileAtomic } from './storage';
 
 /**
  * `.env` files as Docker Compose and dotenv read them. Only the named keys change: every other line
@@ -76,18 +76,8 @@ export function parseEnv(text: string): Record<string, string> {
 }
 
 /** Write atomically (temp file in the same folder, fsync, rename, fsync the folder) with mode 0600. */
-export async function writeSecretFileAtomic(file: string, data: string | Buffer): Promise<void> {
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
-  const fh = await fs.open(tmp, 'w', 0o600);
-  try {
-    await fh.chmod(0o600); // a leftover temp file of the same name may have had another mode
-    await fh.writeFile(data);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await fs.rename(tmp, file);
-  await fsyncDir(path.dirname(file));
+export function writeSecretFileAtomic(file: string, data: string | Buffer): Promise<void> {
+  return writeFileAtomic(file, data, 0o600);
 }
 
 /** The previous version of `file` kept for rollback by rotation `rotationId`. */

@@ -63,10 +63,11 @@ export async function sha256File(file: string): Promise<string> {
 }
 
 /** Write a small file atomically: temp name, fsync, rename, fsync the directory. */
-export async function writeFileAtomic(file: string, data: string, mode = 0o640): Promise<void> {
-  const tmp = `${file}.${process.pid}.tmp`;
+export async function writeFileAtomic(file: string, data: string | Buffer, mode = 0o640): Promise<void> {
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
   const fh = await fs.open(tmp, 'w', mode);
   try {
+    await fh.chmod(mode); // a leftover temp file of the same name (a crashed attempt) may have had another mode
     await fh.writeFile(data);
     await fh.sync();
   } finally {

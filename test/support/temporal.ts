@@ -1,5 +1,5 @@
-import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
-import { defaultPayloadConverter } from '@temporalio/common';
+import { Client, Connection, type WorkflowHandle, WorkflowUpdateFailedError } from '@temporalio/client';
+import { ApplicationFailure, defaultPayloadConverter } from '@temporalio/common';
 import { NativeConnection, type WorkerOptions, bundleWorkflowCode } from '@temporalio/worker';
 import { EncryptionCodec, parseCodecKey } from '../../src/config/codec';
 import { TEST_CODEC_KEY_ID, servers } from './servers';
@@ -63,4 +63,16 @@ export async function heartbeatPid(handle: WorkflowHandle, activityType?: string
   if (!payload) return undefined;
   const [decoded] = await testCodec().decode([payload]);
   return defaultPayloadConverter.fromPayload<{ pid?: number }>(decoded!).pid;
+}
+
+/** The message with which an Update's validator (or handler) refused it; fails the test if it was accepted. */
+export async function updateRefusal(p: Promise<unknown>): Promise<string> {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(WorkflowUpdateFailedError);
+  const cause = (err as WorkflowUpdateFailedError).cause;
+  expect(cause).toBeInstanceOf(ApplicationFailure);
+  return cause!.message;
 }
