@@ -1,15 +1,17 @@
 import { spawn } from 'node:child_process';
 import { WorkflowNotFoundError } from '@temporalio/client';
-import { Worker } from '@temporalio/worker';
+import { type Worker } from '@temporalio/worker';
 import { execa } from 'execa';
 import { parse, stringify } from 'yaml';
 import { freePort, stopPid } from '../src/client/local-servers';
 import { startChatops } from '../src/client/chatops';
+import { openIncident } from '../src/client/incidents';
 import { type ChatopsServer } from '../src/client/chatops/server';
 import { parseConfig } from '../src/config/load';
 import { isoSecond } from '../src/config/runbooks';
 import { type Config } from '../src/config/schema';
 import { createRunbookWorker } from '../src/workers/worker';
+import { type incident } from '../src/workflows/incident';
 import { type RestoreOutcome } from '../src/workflows/restore-database';
 import { actionBody, commandBody, signedPost } from './support/chat';
 import { recordHistory } from './support/histories';
@@ -18,7 +20,7 @@ import { damage, databasesLike } from './support/restore-fixture';
 import { createDatabase, testConfig, uniqueName } from './support/servers';
 import { fingerprint, seedShop } from './support/shop-data';
 import { type FakeSlack, startFakeSlack } from './support/slack-api';
-import { testCodec, useDevServer, workflowBundle } from './support/temporal';
+import { useDevServer, workflowBundle } from './support/temporal';
 
 // ChatOps end to end: signed Slack requests to the real ChatOps server, runs on the real Temporal dev server and a
 // real worker against the shared PostgreSQL, chat through the local Slack Web API (test/support/slack-api.ts).
@@ -48,7 +50,7 @@ interface Setup {
 }
 
 /** A seeded database, a config with chatops rules for it, a worker and the ChatOps server. */
-async function setup(opts: { production?: boolean; quorum?: number } = {}): Promise<Setup> {
+async function setup(opts: { production?: boolean; quorum?: number; tweak?: (raw: any) => void } = {}): Promise<Setup> {
   const db = uniqueName('chat');
   await createDatabase(db);
   await seedShop(db, 300, 2);
@@ -63,6 +65,7 @@ async function setup(opts: { production?: boolean; quorum?: number } = {}): Prom
     roles: { ops: [ALICE, BOB], leads: [BOB, 'S0LEADS'] },
     rules: [{ runbooks: ['backup', 'restore'], targets: [target], run: ['ops'], approve: ['leads', ALICE], quorum: opts.quorum ?? 1 }],
   };
+  opts.tweak?.(raw);
   const config = parseConfig(stringify(raw), 'chatops-test.yaml');
   const worker = await createRunbookWorker({ config, connection: dev.workerConnection, workflowBundle: await workflowBundle() });
   const running = worker.run();
@@ -84,6 +87,16 @@ async function setup(opts: { production?: boolean; quorum?: number } = {}): Prom
 
 const command = (s: Setup, user: string, text: string, opts: { timestamp?: number; signature?: string | null; secret?: string } = {}) =>
   signedPost(`${s.chat.url}/slack/commands`, SECRET, commandBody({ user_id: user, text }), opts);
+
+async function waitFor<T>(probe: () => T | undefined, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = probe();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
 
 async function press(s: Setup, user: string, actionId: string, value: string): Promise<string> {
   const id = uniqueName('resp');
@@ -257,23 +270,32 @@ test('status, list and cancel from chat: a production restore waiting for approv
   }
 });
 
-test('incident buttons run the Updates acknowledge / resolve with who pressed them (stand-in incident workflow)', async () => {
-  const s = await setup();
-  const taskQueue = uniqueName('incident');
-  const worker = await Worker.create({
-    connection: dev.workerConnection,
-    taskQueue,
-    workflowsPath: require.resolve('./support/incident-standin'),
-    dataConverter: { payloadCodecs: [testCodec()] },
+test('incident buttons on the real incident workflow: the Slack message it posted carries them; ack and resolve record who pressed', async () => {
+  const s = await setup({
+    tweak: (raw) => {
+      raw.chatops.incidents = ['ops'];
+      raw.escalation = {
+        people: { alice: { slack: ALICE }, bob: { slack: BOB } },
+        policies: { chat: { levels: [{ targets: ['alice', 'bob'], channels: ['slack'], after: '1h' }] } },
+        severities: { critical: 'chat' },
+      };
+    },
   });
   try {
-    await worker.runUntil(async () => {
-      const handle = await dev.client.workflow.start('incidentStandIn', { taskQueue, workflowId: uniqueName('incident') });
-      expect(await press(s, MALLORY, 'incident_resolve', handle.workflowId)).toBe(':no_entry: acknowledge it first');
-      expect(await press(s, ALICE, 'incident_ack', handle.workflowId)).toContain('acknowledged by alice');
-      expect(await press(s, BOB, 'incident_resolve', handle.workflowId)).toContain('resolved by bob');
-      expect(await handle.result()).toEqual({ acknowledgedBy: 'alice', resolvedBy: 'bob' });
-    });
+    const fp = uniqueName('chatinc').replace(/_/g, '');
+    const { workflowId } = await openIncident(dev.client, s.config, { fingerprint: fp, title: 'checkout down', severity: 'critical', source: 'manual' });
+    // The incident's own Slack message, with the buttons the handler answers to.
+    const root = await waitFor(() => slack.messages.find((m) => !m.thread_ts && JSON.stringify(m.blocks ?? []).includes(workflowId)));
+    const buttons = (root.blocks as Array<{ elements?: Array<{ action_id?: string; value?: string }> }>).flatMap((b) => b.elements ?? []);
+    expect(buttons.filter((e) => e.value === workflowId).map((e) => e.action_id).sort()).toEqual(['incident_ack', 'incident_resolve']);
+
+    expect(await press(s, MALLORY, 'incident_ack', workflowId)).toContain('may not acknowledge or resolve incidents');
+    expect(await press(s, ALICE, 'incident_ack', workflowId)).toContain('acknowledged by alice');
+    expect(await press(s, BOB, 'incident_ack', workflowId)).toMatch(/already acknowledged by alice/);
+    expect(await press(s, BOB, 'incident_resolve', workflowId)).toContain('resolved by bob');
+    const result = await dev.client.workflow.getHandle<typeof incident>(workflowId).result();
+    expect(result.acknowledged?.by).toBe('alice');
+    expect(result.resolved.by).toBe('bob');
   } finally {
     await s.stop();
   }
