@@ -188,7 +188,7 @@ test('Alertmanager firing twice makes one incident; it pages level 1 then level 
   expect(await (await post(payload('resolved', f))).json()).toEqual({ ok: true, incidents: [{ fingerprint: f, workflowId: id, action: 'not open' }] });
 });
 
-test('a malformed or unauthenticated webhook gets 400/401 with the reason, and no incident starts', async () => {
+test('a malformed, oversized or unauthenticated webhook gets 400/413/401 with the reason, and no incident starts', async () => {
   const f = fp();
   const cases: Array<[unknown, number, RegExp, (string | null)?]> = [
     ['{"version": "4", ', 400, /^body: not valid JSON$/],
@@ -196,6 +196,7 @@ test('a malformed or unauthenticated webhook gets 400/401 with the reason, and n
     [payload('firing', f, { alerts: [] }), 400, /^alerts: must hold at least one alert/],
     [{ ...payload('firing', f), alerts: [{ ...payload('firing', f).alerts[0], fingerprint: '../x' }] }, 400, /^alerts\[0\]\.fingerprint: must be an Alertmanager fingerprint/],
     [{ ...payload('firing', f), alerts: [{ ...payload('firing', f).alerts[0], labels: { severity: 'critical' } }] }, 400, /^alerts\[0\]\.labels: must contain alertname/],
+    [{ ...payload('firing', f), padding: 'x'.repeat(1_100_000) }, 413, /^body: larger than 1048576 bytes$/],
     [payload('firing', f), 401, /^unauthorized$/, 'Bearer wrong'],
     [payload('firing', f), 401, /^unauthorized$/, null],
     [payload('firing', f), 401, /^unauthorized$/, `Basic ${Buffer.from(`x:${BEARER}`).toString('base64')}`],

@@ -8,6 +8,7 @@ import { type Config, type Severity } from '../config/schema';
 import { redact, resolveSecret } from '../config/secrets';
 import { acknowledgeUpdate, incidentWorkflowId } from '../workflows/incident-definitions';
 import { openIncident, resolveIncident } from './incidents';
+import { HttpError, readBody } from './http';
 
 /**
  * The incidents HTTP receiver:
@@ -76,26 +77,7 @@ export interface ReceiverResult {
 
 const MAX_BODY = 1 << 20;
 
-class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-    readonly headers: Record<string, string> = {},
-  ) {
-    super(message);
-  }
-}
 
-async function readBody(req: IncomingMessage): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const c of req) {
-    size += (c as Buffer).length;
-    if (size > MAX_BODY) throw new HttpError(413, 'body: larger than 1 MiB');
-    chunks.push(c as Buffer);
-  }
-  return Buffer.concat(chunks).toString('utf8');
-}
 
 const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
 const same = (a: string, b: string): boolean => timingSafeEqual(digest(a), digest(b));
@@ -200,7 +182,7 @@ export function createIncidentServer({ client, config, log = () => undefined }: 
       if (url.pathname === '/alertmanager') {
         if (req.method !== 'POST') throw new HttpError(405, 'method: use POST', { allow: 'POST' });
         checkAuth(config, req);
-        const payload = parseAlertmanagerBody(await readBody(req));
+        const payload = parseAlertmanagerBody(await readBody(req, MAX_BODY));
         const results = await receiveAlerts(client, config, payload);
         log(`alertmanager ${payload.status}: ${results.map((r) => `${r.workflowId} ${r.action}`).join(', ')}`);
         res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ok: true, incidents: results }));

@@ -6,6 +6,7 @@ import { payloadCodecs } from '../config/codec';
 import { InputError } from '../config/runbooks';
 import { type Config } from '../config/schema';
 import { resolveSecret } from '../config/secrets';
+import { HttpError, readBody } from './http';
 
 /**
  * A Temporal codec server: the Web UI (and `temporal workflow show --codec-endpoint`) POSTs encoded payloads
@@ -73,25 +74,7 @@ function safeDecode(segment: string): string {
   }
 }
 
-class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
 
-async function readBody(req: http.IncomingMessage): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_BODY) throw new HttpError(413, 'body too large');
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks).toString('utf8');
-}
 
 export async function startCodecServer(opts: CodecServerOptions): Promise<CodecServer> {
   const [host, portText] = (opts.address ?? '127.0.0.1:0').split(/:(?=\d+$)/);
@@ -127,7 +110,7 @@ export async function startCodecServer(opts: CodecServerOptions): Promise<CodecS
     const namespace = typeof req.headers['x-namespace'] === 'string' ? req.headers['x-namespace'] : undefined;
     let body: { payloads?: JsonPayload[] };
     try {
-      body = JSON.parse(await readBody(req)) as { payloads?: JsonPayload[] };
+      body = JSON.parse(await readBody(req, MAX_BODY)) as { payloads?: JsonPayload[] };
     } catch (err) {
       if (err instanceof HttpError) throw err;
       throw new HttpError(400, 'body is not JSON');

@@ -2,6 +2,7 @@ import { type IncomingMessage, type Server, type ServerResponse, createServer } 
 import { type AddressInfo } from 'node:net';
 import { type ChatOps, type Reply } from './commands';
 import { MAX_AGE_SECONDS, verifySignature } from './signature';
+import { HttpError, readBody } from '../http';
 
 /**
  * The HTTP side of ChatOps, Slack's request shapes (Mattermost sends the same slash-command form):
@@ -35,30 +36,7 @@ export interface ChatopsServer {
   close(): Promise<void>;
 }
 
-class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
 
-function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > MAX_BODY) {
-        reject(new HttpError(413, 'body too large'));
-        req.destroy();
-      } else chunks.push(c);
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
-  });
-}
 
 function header(req: IncomingMessage, name: string): string | undefined {
   const v = req.headers[name];
@@ -88,7 +66,7 @@ export async function startChatopsServer(opts: ChatopsServerOptions): Promise<Ch
     }
     const route = url.pathname === '/slack/commands' ? 'command' : ['/slack/actions', '/slack/interactions'].includes(url.pathname) ? 'action' : undefined;
     if (!route || req.method !== 'POST') throw new HttpError(404, 'not found');
-    const raw = await readBody(req);
+    const raw = await readBody(req, MAX_BODY);
     const signature = header(req, 'x-slack-signature');
     const timestamp = header(req, 'x-slack-request-timestamp');
     const check = verifySignature(opts.signingSecret, { signature, timestamp }, raw, now());
