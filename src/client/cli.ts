@@ -57,6 +57,14 @@ function parseParams(pairs: string[]): Record<string, string> {
   return params;
 }
 
+/** An Update the run's validator refused (not waiting, already decided, self-approval...) is bad input: exit 2. */
+function refusalAsInput(what: string): (err: unknown) => never {
+  return (err) => {
+    if (err instanceof WorkflowUpdateFailedError) throw new InputError([`${what}: ${err.cause?.message ?? err.message}`]);
+    throw err;
+  };
+}
+
 async function withClient<T>(config: Config, fn: (client: Client) => Promise<T>): Promise<T> {
   const { client, close } = await connectClient(config);
   try {
@@ -238,11 +246,7 @@ export function buildProgram(): Command {
           const record = await client.workflow
             .getHandle(workflowId)
             .executeUpdate(kind === 'approve' ? approveUpdate : rejectUpdate, { args: [{ by: o.by, note: o.note }] })
-            .catch((err: unknown) => {
-              // The run's validator said no (not waiting, already decided, self-approval): that is bad input.
-              if (err instanceof WorkflowUpdateFailedError) throw new InputError([`${kind}: ${err.cause?.message ?? err.message}`]);
-              throw err;
-            });
+            .catch(refusalAsInput(kind));
           out(globals(), `${record.decision} by ${record.by} at ${record.at}${record.pending ? ` (${record.pending} more approval(s) needed)` : ''}`, record);
         });
       });
@@ -261,10 +265,7 @@ export function buildProgram(): Command {
         const r = await client.workflow
           .getHandle(workflowId)
           .executeUpdate<{ accepted: true; by: string }, [{ by: string; reason?: string }]>('rollback', { args: [{ by: o.by, reason: o.reason }] })
-          .catch((err: unknown) => {
-            if (err instanceof WorkflowUpdateFailedError) throw new InputError([`rollback: ${err.cause?.message ?? err.message}`]);
-            throw err;
-          });
+          .catch(refusalAsInput('rollback'));
         out(globals(), `rollback of ${workflowId} requested by ${r.by}`, { workflowId, ...r });
       });
     });
@@ -283,10 +284,7 @@ export function buildProgram(): Command {
         const record = await client.workflow
           .getHandle(workflowId)
           .executeUpdate(stepDecisionUpdate, { args: [{ answer, by: o.by ?? operatorName(), ...(o.step ? { step: o.step } : {}), ...(o.note ? { note: o.note } : {}) }] })
-          .catch((err: unknown) => {
-            if (err instanceof WorkflowUpdateFailedError) throw new InputError([`answer: ${err.cause?.message ?? err.message}`]);
-            throw err;
-          });
+          .catch(refusalAsInput('answer'));
         out(globals(), `${record.answer} "${record.step}" by ${record.by} at ${record.at}`, record);
       });
     });
@@ -307,10 +305,7 @@ export function buildProgram(): Command {
           const record = await client.workflow
             .getHandle(incidentId)
             .executeUpdate(update, { args: [{ by: o.by ?? operatorName(), note: o.note }] })
-            .catch((err: unknown) => {
-              if (err instanceof WorkflowUpdateFailedError) throw new InputError([`${verb}: ${err.cause?.message ?? err.message}`]);
-              throw err;
-            });
+            .catch(refusalAsInput(verb));
           out(globals(), `${verb === 'ack' ? 'acknowledged' : 'resolved'} by ${record.by} at ${record.at}`, record);
         });
       });
