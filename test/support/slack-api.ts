@@ -1,5 +1,6 @@
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import { type AddressInfo } from 'node:net';
+import { readBody } from '../../src/client/http';
 
 /**
  * A local stand-in for Slack's Web API (https://api.slack.com/web), speaking its real shapes so the product's
@@ -60,7 +61,7 @@ export async function startFakeSlack(token = 'xoxb-test-token'): Promise<FakeSla
   });
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const raw = await readBody(req);
+    const raw = await readBody(req, 16 << 20);
     const url = new URL(req.url ?? '/', 'http://localhost');
     const respond = url.pathname.match(/^\/response\/([^/]+)$/);
     if (respond && req.method === 'POST') {
@@ -172,15 +173,6 @@ export async function startFakeSlack(token = 'xoxb-test-token'): Promise<FakeSla
         server.close(() => resolve());
       }),
   };
-}
-
-function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
-  });
 }
 
 function parseBody(raw: string, contentType: string | undefined): Record<string, unknown> {
