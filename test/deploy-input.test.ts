@@ -1,6 +1,6 @@
 import { ConfigError, parseConfig } from '../src/config/load';
 import { InputError, findRunbook, parseRunbookInput } from '../src/config/runbooks';
-import { parseUpstream, renderUpstream } from '../src/activities/deploy';
+import { createdNs, imagesToKeep, parseUpstream, renderUpstream } from '../src/activities/deploy';
 
 const yaml = (deploy: string) => `
 targets:
@@ -76,4 +76,45 @@ test('the upstream file round-trips, and placeholders marked down are not instan
   const servers = [{ port: 18080, weight: 90 }, { port: 18081 }];
   expect(parseUpstream(renderUpstream('web', servers))).toEqual(servers);
   expect(parseUpstream('server 127.0.0.1:1 down;\n')).toEqual([]);
+});
+
+test('image creation times are read to the nanosecond, with or without a fraction or offset', () => {
+  expect(createdNs('2026-11-24T09:16:44.123456789Z')).toBe(1795511804123456789n);
+  expect(createdNs('2026-11-24T09:16:44Z')).toBe(1795511804000000000n);
+  expect(createdNs('2026-11-24T10:16:44.5+01:00')).toBe(1795511804500000000n);
+  expect(() => createdNs('yesterday')).toThrow('"yesterday"');
+});
+
+describe('which images a prune keeps', () => {
+  const at = (s: number, ns = 0) => BigInt(s) * 1_000_000_000n + BigInt(ns);
+  const none = new Set<string>();
+
+  test('an image built in the same second as the deployed one, just after it, is a next release and stays', () => {
+    // docker images rounds both to 09:16:44: the old code sorted "bad" below v3 by name and removed it.
+    const images = [
+      { ref: 'web:v1', createdNs: at(40) },
+      { ref: 'web:v2', createdNs: at(42) },
+      { ref: 'web:v3', createdNs: at(44, 100) },
+      { ref: 'web:bad', createdNs: at(44, 900) },
+    ];
+    expect([...imagesToKeep(images, 'web:v3', 2, none, 'web:v2')].sort()).toEqual(['web:bad', 'web:v2', 'web:v3']);
+  });
+
+  test('the image the deploy replaced stays even when it was built before others', () => {
+    const images = [
+      { ref: 'web:v1', createdNs: at(10) },
+      { ref: 'web:v2', createdNs: at(20) },
+      { ref: 'web:v3', createdNs: at(30) },
+      { ref: 'web:v4', createdNs: at(40) },
+    ];
+    // v4 replaced v1 (v2 and v3 were never deployed): the rollback target is v1.
+    expect([...imagesToKeep(images, 'web:v4', 2, none, 'web:v1')].sort()).toEqual(['web:v1', 'web:v4']);
+    expect([...imagesToKeep(images, 'web:v4', 3, none, 'web:v1')].sort()).toEqual(['web:v1', 'web:v3', 'web:v4']);
+    expect([...imagesToKeep(images, 'web:v4', 1, new Set(['web:v2']), 'web:v1')].sort()).toEqual(['web:v1', 'web:v2', 'web:v4']);
+  });
+
+  test('nothing is removed when the deployed image is not in the list', () => {
+    const images = [{ ref: 'web:v1', createdNs: at(10) }];
+    expect([...imagesToKeep(images, 'web:v9', 1, none)]).toEqual(['web:v1']);
+  });
 });

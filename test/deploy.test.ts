@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { type Worker } from '@temporalio/worker';
+import { execa } from 'execa';
 import { WorkflowFailedError } from '@temporalio/client';
 import { type DeployResult, type DeployStatus } from '../src/workflows/deploy';
 import { createRunbookWorker } from '../src/workers/worker';
@@ -160,6 +161,11 @@ test('canary: a second deploy of the service meanwhile is refused by the CLI; st
 
   expect(await handle.result()).toMatchObject({ outcome: 'deployed', from: `${repo}:v3`, to: `${repo}:v4`, strategy: 'canary' });
   await onlyVersion('v4');
+  // keepImages 3: v4 (running), v3 (the rollback target) and the newer of v1/v2; "bad" was built after v4
+  // and is a candidate, so it stays too. Exactly one of v1/v2 was pruned.
+  const tags = (await execa('docker', ['images', '--format', '{{.Tag}}', '--', repo], { env: { DOCKER_HOST: dockerHost } })).stdout.split('\n').sort();
+  expect(tags).toHaveLength(4);
+  expect(tags).toEqual(expect.arrayContaining(['bad', 'v3', 'v4']));
 });
 
 test('manual rollback during a canary puts the old version back', async () => {

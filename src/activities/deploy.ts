@@ -342,38 +342,64 @@ export async function removeInstances(deps: HostDeps, input: { service: string; 
   return { removed: names };
 }
 
+export interface ImageAge {
+  ref: string;
+  /** Creation time in ns since the epoch (Docker's RFC 3339 timestamp, kept to the nanosecond). */
+  createdNs: bigint;
+}
+
 /**
- * Remove old images of the service: of the images created before the one just deployed (`current`), keep the
- * newest `keep - 1` for rollback; images newer than it (candidates for a next deploy) and any image a container
- * uses are never removed. Idempotent: it only ever removes, and an image already gone is skipped.
+ * Which images a prune keeps: the one just deployed (`current`), the one it replaced (`previous`, the
+ * rollback target, whenever it was built), every image created at or after `current` (a candidate for the
+ * next deploy, even one built in the same second), the newest `keep - 1` created before it (counting
+ * `previous`) and any image a container uses. If `current` is not among them, everything is kept.
+ */
+export function imagesToKeep(images: ImageAge[], current: string, keep: number, used: Set<string>, previous?: string): Set<string> {
+  const cur = images.find((i) => i.ref === current);
+  if (!cur) return new Set(images.map((i) => i.ref));
+  const older = images
+    .filter((i) => i.ref !== current && i.ref !== previous && i.createdNs < cur.createdNs)
+    .sort((a, b) => (b.createdNs > a.createdNs ? 1 : b.createdNs < a.createdNs ? -1 : 0));
+  const hasPrevious = images.some((i) => i.ref === previous && i.ref !== current && i.createdNs < cur.createdNs);
+  const rollback = new Set(older.slice(0, Math.max(0, keep - 1 - (hasPrevious ? 1 : 0))).map((i) => i.ref));
+  return new Set(images.filter((i) => i.createdNs >= cur.createdNs || i.ref === previous || rollback.has(i.ref) || used.has(i.ref)).map((i) => i.ref));
+}
+
+/** "2026-11-24T09:16:44.123456789Z" (or with an offset) → ns since the epoch; second-only stamps get .0. */
+export function createdNs(rfc3339: string): bigint {
+  const m = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})$/.exec(rfc3339.trim());
+  if (!m) throw new Error(`docker reported an image creation time I cannot read: ${JSON.stringify(rfc3339)}`);
+  const ms = Date.parse(`${m[1]}${m[3]}`);
+  return BigInt(ms) * 1_000_000n + BigInt((m[2] ?? '').padEnd(9, '0'));
+}
+
+/**
+ * Remove old images of the service, keeping what imagesToKeep says. Creation times come from `docker image
+ * inspect` to the nanosecond: `docker images` rounds to the second, and an image built in the same second as
+ * the deployed one (the next release, say) used to be taken for an older one and removed. Idempotent: it
+ * only ever removes, and an image already gone is skipped.
  */
 export async function pruneImages(
   deps: HostDeps,
-  input: { service: string; repository: string; current: string; keep: number },
+  input: { service: string; repository: string; current: string; previous?: string; keep: number },
 ): Promise<{ removed: string[]; kept: string[] }> {
   const { h } = hostOf(deps, input.service);
-  const images = (await dockerOk(h, ['images', '--format', '{{.Repository}}:{{.Tag}}\t{{.ID}}\t{{.CreatedAt}}', '--', input.repository]))
+  const refs = (await dockerOk(h, ['images', '--format', '{{.Repository}}:{{.Tag}}', '--', input.repository]))
+    .split('\n')
+    .filter((r) => r && !r.endsWith(':<none>'));
+  if (!refs.length) return { removed: [], kept: [] };
+  const images = (await dockerOk(h, ['image', 'inspect', '--format', '{{.Created}}', '--', ...refs]))
     .split('\n')
     .filter(Boolean)
-    .map((l) => {
-      const [ref = '', id = '', created = ''] = l.split('\t');
-      // "2026-11-24 09:16:44 +0000 UTC"
-      const m = /^(\S+) (\S+) ([+-]\d{2})(\d{2})/.exec(created);
-      return { ref, id, created: m ? Date.parse(`${m[1]}T${m[2]}${m[3]}:${m[4]}`) : 0 };
-    })
-    .filter((i) => !i.ref.endsWith(':<none>'))
-    .sort((a, b) => b.created - a.created || b.ref.localeCompare(a.ref));
+    .map((created, i) => ({ ref: refs[i] ?? '', createdNs: createdNs(created) }));
   const used = new Set((await dockerOk(h, ['ps', '-a', '--format', '{{.Image}}'])).split('\n').filter(Boolean));
-  const at = images.findIndex((i) => i.ref === input.current);
-  const kept: string[] = [];
+  const keep = imagesToKeep(images, input.current, input.keep, used, input.previous);
+  const kept = refs.filter((r) => keep.has(r));
   const removed: string[] = [];
-  images.forEach((img, i) => {
-    if (at < 0 || i <= at + input.keep - 1 || used.has(img.ref)) kept.push(img.ref);
-  });
-  for (const img of images.filter((i) => !kept.includes(i.ref))) {
-    const r = await docker(h, ['rmi', '--', img.ref]);
-    if (r.exitCode === 0) removed.push(img.ref);
-    else if (!/No such image/i.test(r.stderr)) kept.push(img.ref); // still referenced by something: only housekeeping
+  for (const ref of refs.filter((r) => !keep.has(r))) {
+    const r = await docker(h, ['rmi', '--', ref]);
+    if (r.exitCode === 0) removed.push(ref);
+    else if (!/No such image/i.test(r.stderr)) kept.push(ref); // still referenced by something: only housekeeping
   }
   return { removed, kept };
 }

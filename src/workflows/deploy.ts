@@ -211,7 +211,7 @@ export async function deploy(input: DeployInput): Promise<DeployResult> {
     throw ApplicationFailure.nonRetryable(`deploy of ${input.image} failed (${reason}); ${rolledBack}`, 'DeployFailed');
   }
   finished = true;
-  await f.pruneImages(input.image);
+  await f.pruneImages(input.image, from);
   await f.removeUnrouted();
   progress.finish('completed');
   return {

@@ -141,9 +141,9 @@ export class Fleet {
     return target;
   }
 
-  async pruneImages(image: string): Promise<void> {
+  async pruneImages(image: string, previous: string | undefined): Promise<void> {
     const repository = image.split('@')[0]!.replace(/:[^/:]+$/, '');
-    await this.progress.step('prune images', () => this.quick.pruneImages({ service: this.service, repository, current: image, keep: this.settings.keepImages }), (r) =>
+    await this.progress.step('prune images', () => this.quick.pruneImages({ service: this.service, repository, current: image, ...(previous ? { previous } : {}), keep: this.settings.keepImages }), (r) =>
       `kept ${r.kept.length}, removed ${r.removed.join(', ') || 'none'}`,
     );
   }
