@@ -3,6 +3,8 @@ import { type AddressInfo, type Server, createServer } from 'node:net';
 import path from 'node:path';
 import fc from 'fast-check';
 import { parse, stringify } from 'yaml';
+import { Client, Connection, defaultGrpcRetryOptions, makeGrpcRetryInterceptor } from '@temporalio/client';
+import { alertmanagerPayloadSchema, createIncidentServer } from '../src/client/alertmanager';
 import { main } from '../src/client/cli';
 import { ConfigError, parseConfig } from '../src/config/load';
 import { InputError, parseRunbookInput, runbooks } from '../src/config/runbooks';
@@ -10,7 +12,8 @@ import { tempDir } from './support/servers';
 import { writeConfigFile } from './support/processes';
 
 /**
- * Bad input, fuzzed (fast-check): config files, runbook parameters and CLI arguments. Whatever comes in, the
+ * Bad input, fuzzed (fast-check): config files, runbook parameters, CLI arguments and Alertmanager webhook bodies
+ * (through the real HTTP receiver). Whatever comes in, the
  * answer is a clear error that names the field, or a valid value; never a crash, and nothing is started.
  * FUZZ_RUNS sets the case count: 1,000 in the default run, 10,000 in `npm run test:fuzz`.
  */
@@ -183,5 +186,106 @@ describe('the CLI', () => {
     expect(code).toBe(1);
     expect(stderr).toMatch(/cannot reach Temporal/);
     expect(connections).toBeGreaterThan(before);
+  });
+});
+
+describe('the Alertmanager receiver', () => {
+  const TOKEN = 'fuzz-receiver-token';
+  const valid = {
+    version: '4',
+    groupKey: '{}:{alertname="ServiceDown"}',
+    truncatedAlerts: 0,
+    status: 'firing',
+    receiver: 'runbooks',
+    groupLabels: { alertname: 'ServiceDown' },
+    commonLabels: { alertname: 'ServiceDown', severity: 'critical' },
+    commonAnnotations: { summary: 'api is down' },
+    externalURL: 'http://alertmanager:9093',
+    alerts: [
+      {
+        status: 'firing',
+        labels: { alertname: 'ServiceDown', severity: 'critical', instance: 'api:8080' },
+        annotations: { summary: 'api is down' },
+        startsAt: '2026-11-24T09:00:00.000Z',
+        endsAt: '0001-01-01T00:00:00Z',
+        generatorURL: 'http://prometheus:9090/graph',
+        fingerprint: 'a1b2c3d4e5f60718',
+      },
+    ],
+  };
+  const validPaths = paths(valid);
+  let temporal: Server;
+  let connections = 0;
+  let receiver: Server;
+  let base: string;
+  let client: Client;
+
+  beforeAll(async () => {
+    // Stands where Temporal would be (as for the CLI above): counts connections, so "nothing started" is observable.
+    temporal = createServer((socket) => {
+      connections += 1;
+      socket.destroy();
+    });
+    await new Promise<void>((resolve) => temporal.listen(0, '127.0.0.1', resolve));
+    process.env.ALERTMANAGER_TOKEN = TOKEN;
+    // One attempt, no retry timers left behind to fire after the connection is closed.
+    const address = `127.0.0.1:${(temporal.address() as AddressInfo).port}`;
+    client = new Client({ connection: Connection.lazy({ address, interceptors: [makeGrpcRetryInterceptor(defaultGrpcRetryOptions({ maxAttempts: 1 }))] }) });
+    receiver = createIncidentServer({ client, config });
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    base = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
+  });
+  afterAll(async () => {
+    await new Promise<void>((resolve) => receiver.close(() => resolve()));
+    await client.connection.close().catch(() => undefined);
+    await new Promise<void>((resolve) => temporal.close(() => resolve()));
+  });
+
+  const post = (body: string): Promise<Response> =>
+    fetch(`${base}/alertmanager`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body });
+
+  /** "alerts[0].fingerprint: ...", "body: ..." — every problem of a refused body names its field. */
+  const namesABodyField = new RegExp(String.raw`^(body|${key}(?:\[\d+\]|\.[A-Za-z_][\w-]*|\["(?:[^"\\]|\\.)*"\])*): `);
+
+  test('a mutated webhook body is either valid or refused 400 naming each bad field, and never reaches Temporal', async () => {
+    let refused = 0;
+    await fc.assert(
+      fc.asyncProperty(fc.nat(validPaths.length - 1), hostile, fc.boolean(), fc.nat(3), async (pick, value, remove, extra) => {
+        let body = setAt(valid, validPaths[pick]!, value, remove);
+        if (extra === 1) body = setAt(body, validPaths[(pick * 5 + 1) % validPaths.length]!, value, false);
+        if (alertmanagerPayloadSchema.safeParse(body).success) return; // a valid body would start an incident: not this property
+        refused += 1;
+        const before = connections;
+        const res = await post(JSON.stringify(body));
+        const reply = (await res.json()) as { ok: boolean; error: string };
+        expect(res.status).toBe(400);
+        expect(reply.ok).toBe(false);
+        for (const problem of reply.error.split('; ')) expect(problem).toMatch(namesABodyField);
+        expect(connections).toBe(before);
+      }),
+      { numRuns: RUNS },
+    );
+    expect(refused).toBeGreaterThan(RUNS / 2);
+  });
+
+  test('arbitrary bytes as a webhook body are refused 400, never a crash, and never reach Temporal', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.oneof(fc.string({ maxLength: 300 }), fc.string({ unit: 'binary', maxLength: 300 }), fc.json({ maxDepth: 3 })), async (text) => {
+        if (alertmanagerPayloadSchema.safeParse((() => { try { return JSON.parse(text) as unknown; } catch { return undefined; } })()).success) return;
+        const before = connections;
+        const res = await post(text);
+        expect(res.status).toBe(400);
+        for (const problem of ((await res.json()) as { error: string }).error.split('; ')) expect(problem).toMatch(namesABodyField);
+        expect(connections).toBe(before);
+      }),
+      { numRuns: RUNS },
+    );
+  });
+
+  test('the valid body does go to Temporal (so the properties above are not vacuous)', async () => {
+    const before = connections;
+    const res = await post(JSON.stringify(valid));
+    expect(connections).toBeGreaterThan(before);
+    expect(res.status).toBe(500); // Temporal (the stand-in) hung up
   });
 });

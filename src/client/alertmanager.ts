@@ -3,7 +3,7 @@ import { type IncomingMessage, type Server, type ServerResponse, createServer } 
 import { type Client, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { z } from 'zod';
 import { verifyAckLink } from '../activities/ack-link';
-import { formatPath } from '../config/load';
+import { describeIssue } from '../config/load';
 import { type Config, type Severity } from '../config/schema';
 import { redact, resolveSecret } from '../config/secrets';
 import { acknowledgeUpdate, incidentWorkflowId } from '../workflows/incident-definitions';
@@ -106,7 +106,7 @@ export function parseAlertmanagerBody(text: string): AlertmanagerPayload {
   }
   const r = alertmanagerPayloadSchema.safeParse(json);
   if (!r.success) {
-    throw new HttpError(400, r.error.issues.map((i) => `${formatPath(i.path).replace('(root)', 'body')}: ${i.message}`).join('; '));
+    throw new HttpError(400, r.error.issues.map((i) => describeIssue(i, 'body')).join('; '));
   }
   return r.data;
 }

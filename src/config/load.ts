@@ -15,7 +15,7 @@ export class ConfigError extends Error {
   }
 }
 
-export function formatPath(p: readonly PropertyKey[]): string {
+export function formatPath(p: readonly PropertyKey[], root = '(root)'): string {
   let out = '';
   for (const seg of p) {
     if (typeof seg === 'number') out += `[${seg}]`;
@@ -23,17 +23,18 @@ export function formatPath(p: readonly PropertyKey[]): string {
     // A key nobody would type on purpose ("", "(", "a b"): quoted, so the message still points at it.
     else out += `[${JSON.stringify(String(seg))}]`;
   }
-  return out || '(root)';
+  return out || root;
 }
 
-function describeIssue(issue: z.core.$ZodIssue): string {
+/** One zod issue as "path: problem" ("is required" for a missing field); `root` names the whole document. */
+export function describeIssue(issue: z.core.$ZodIssue, root = '(root)'): string {
   if (issue.code === 'unrecognized_keys') {
-    return issue.keys.map((k) => `${formatPath([...issue.path, k])}: unknown field`).join('\n  - ');
+    return issue.keys.map((k) => `${formatPath([...issue.path, k], root)}: unknown field`).join('\n  - ');
   }
   if (issue.code === 'invalid_type' && issue.input === undefined) {
-    return `${formatPath(issue.path)}: is required`;
+    return `${formatPath(issue.path, root)}: is required`;
   }
-  return `${formatPath(issue.path)}: ${issue.message}`;
+  return `${formatPath(issue.path, root)}: ${issue.message}`;
 }
 
 /** Parse and validate config text. Relative paths in it are taken from `baseDir`. */
@@ -51,7 +52,7 @@ export function parseConfig(text: string, file = '<inline>', baseDir = process.c
   }
   const result = configSchema.safeParse(raw);
   if (!result.success) {
-    throw new ConfigError(file, result.error.issues.map(describeIssue));
+    throw new ConfigError(file, result.error.issues.map((i) => describeIssue(i)));
   }
   const config = result.data;
   config.backups.root = path.resolve(baseDir, config.backups.root);
