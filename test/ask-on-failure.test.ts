@@ -225,12 +225,20 @@ test('restore: abort ends the run as failed, saying who aborted; with no answer 
     await aborted.executeUpdate(stepDecisionUpdate, { args: [{ answer: 'abort', by: 'bob', step: 'safety snapshot' }] });
     const err = await aborted.result().catch((e: unknown) => e);
     expect(err).toBeInstanceOf(WorkflowFailedError);
-    expect((err as WorkflowFailedError).cause?.message).toBe('safety snapshot failed: dumpPostgres: disk full (aborted by bob)');
+    expect((err as WorkflowFailedError).cause?.message).toBe(
+      'restore of shop failed and was rolled back (production was not touched): safety snapshot failed: dumpPostgres: disk full (aborted by bob)',
+    );
+    // The copy restored alongside the snapshot was dropped again; production was never swapped.
+    expect(calls).toContain('restoreAside');
+    expect(calls).toContain('drop');
+    expect(calls).not.toContain('swap');
 
     const unanswered = await start();
     await question(unanswered);
     const late = await unanswered.result().catch((e: unknown) => e); // the client skips time: 24 h pass
-    expect((late as WorkflowFailedError).cause?.message).toBe('safety snapshot failed: dumpPostgres: disk full (aborted by timeout)');
-    expect(calls).not.toContain('restoreAside');
+    expect((late as WorkflowFailedError).cause?.message).toBe(
+      'restore of shop failed and was rolled back (production was not touched): safety snapshot failed: dumpPostgres: disk full (aborted by timeout)',
+    );
+    expect(calls).not.toContain('swap');
   });
 });

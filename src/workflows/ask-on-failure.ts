@@ -11,6 +11,8 @@ export interface AskOptions<T> {
   timeoutMs?: number;
   /** What happens without an answer: abort (default) or skip (needs `skip`). */
   onTimeout?: 'abort' | 'skip';
+  /** The step already ran (e.g. alongside another) and failed with this: ask at once instead of running it first. */
+  failedWith?: unknown;
 }
 
 /**
@@ -50,8 +52,14 @@ export class AskOnFailure {
 
   /** Run `fn` (a step); ask when it fails after its retries. */
   async run<T>(step: string, fn: () => Promise<T>, opts: AskOptions<T> = {}): Promise<T> {
+    let earlier = 'failedWith' in opts ? { err: opts.failedWith } : undefined;
     for (;;) {
       try {
+        if (earlier) {
+          const { err } = earlier;
+          earlier = undefined;
+          throw err;
+        }
         return await fn();
       } catch (err) {
         if (isCancellation(err) || !worthAsking(err)) throw err;

@@ -2,6 +2,7 @@ import {
   allHandlersFinished,
   condition,
   continueAsNew,
+  patched,
   proxyActivities,
   setHandler,
   workflowInfo,
@@ -46,6 +47,9 @@ const notifier = proxyActivities<RunbookActivities>({
   heartbeatTimeout: '10 seconds',
   retry: { initialInterval: '5 seconds', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 8 },
 });
+
+/** Level 2 counts from when the incident opened (runs started before this change count from level 1's lookup). */
+const LEVEL_1_DUE_AT_OPEN = 'incident-level-1-due-at-open';
 
 const DURATION = /^(\d+)(s|m|h|d)$/;
 function parseDuration(text: string): number | undefined {
@@ -335,8 +339,10 @@ export async function incident(input: IncidentInput): Promise<IncidentOutcome> {
         continue;
       }
       // The next level is due `after` from when this one fell due, not from when its pages were delivered:
-      // a slow SMTP server or a busy worker must not push the escalation back.
-      const dueAt = Date.now();
+      // a slow SMTP server or a busy worker must not push the escalation back. Level 1 fell due when the
+      // incident opened (the seed's "escalate 30 min" counts from the alert), not after the policy lookup.
+      const firstPage = s.level === 0 && s.round === 0 && s.snoozedUntil === undefined;
+      const dueAt = firstPage && patched(LEVEL_1_DUE_AT_OPEN) ? Math.min(Date.parse(s.openedAt), Date.now()) : Date.now();
       await notifyLevel();
       s.nextAt = dueAt + policy.levels[s.level]!.afterMs;
     } else {

@@ -56,7 +56,8 @@ export class Progress {
       record.detail = errorMessage(err);
       throw err;
     } finally {
-      if (currentStep() === name) setCurrentStep(outer);
+      // Steps can run side by side: hand back to the outer step only while it is still running.
+      if (currentStep() === name) setCurrentStep(outer !== undefined && this.timeline.some((r) => r.step === outer && r.state === 'running') ? outer : undefined);
       record.endedAt = new Date().toISOString();
       observer()?.stepFinished(runbookName(), stepLabel(name), record.state === 'failed' ? 'failed' : 'completed', Date.parse(record.endedAt) - Date.parse(record.startedAt));
       this.publish();

@@ -4,6 +4,7 @@ import {
   ParentClosePolicy,
   condition,
   isCancellation,
+  patched,
   proxyActivities,
   setHandler,
   startChild,
@@ -47,6 +48,9 @@ export type RestoreOutcome =
     };
 
 type Compensation = { step: string; run: () => Promise<unknown> };
+
+/** Safety snapshot and restore-aside side by side (runs started before it replay one after the other). */
+const SNAPSHOT_ALONGSIDE_RESTORE = 'restore-snapshot-alongside';
 
 /**
  * RB-01: restore a PostgreSQL database without losing anything.
@@ -179,18 +183,26 @@ async function restore(input: RestoreInput, progress: Progress, chat: ChatThread
     }
   }
 
-  const safetySnapshot = await ask.run('safety snapshot', () => progress.step(
-    'safety snapshot',
-    () => long.dumpPostgres({
-        target: plan.target,
-        backupId: `${plan.target}-prerestore-${restoreId}`,
-        createdAt: new Date().toISOString(),
-        workflowId: info.workflowId,
-        runId: info.runId,
-        purpose: 'safety',
-      }),
-    (m) => `${m.file} (${m.sizeBytes} bytes)`,
-  ));
+  const snapshotStep = (): Promise<BackupManifest> =>
+    progress.step(
+      'safety snapshot',
+      () =>
+        long.dumpPostgres({
+          target: plan.target,
+          backupId: `${plan.target}-prerestore-${restoreId}`,
+          createdAt: new Date().toISOString(),
+          workflowId: info.workflowId,
+          runId: info.runId,
+          purpose: 'safety',
+        }),
+      (m) => `${m.file} (${m.sizeBytes} bytes)`,
+    );
+  const asideStep = (): Promise<unknown> =>
+    progress.step('restore aside', () => long.restoreAside(plan), (r) => (r.reused ? 'already restored' : `${r.durationMs} ms`));
+  // The safety snapshot reads production while the backup is restored into the aside database: they touch
+  // different databases, so they run side by side (runs started before this change did them one after the other).
+  const alongside = patched(SNAPSHOT_ALONGSIDE_RESTORE);
+  let safetySnapshot: BackupManifest | undefined = alongside ? undefined : await ask.run('safety snapshot', snapshotStep);
 
   const compensations: Compensation[] = [];
   const allContainers = plan.services.map((s) => ({ dockerHost: s.dockerHost, containers: s.containers }));
@@ -204,9 +216,14 @@ async function restore(input: RestoreInput, progress: Progress, chat: ChatThread
     // it, so its drop is registered first and runs after the swap back.
     compensations.push({ step: `drop ${plan.asideDb}`, run: () => quick.dropScratchDatabase({ target: plan.target, database: plan.asideDb }) });
     compensations.push({ step: `drop ${plan.failedDb}`, run: () => quick.dropScratchDatabase({ target: plan.target, database: plan.failedDb }) });
-    await ask.run('restore aside', () =>
-      progress.step('restore aside', () => long.restoreAside(plan), (r) => (r.reused ? 'already restored' : `${r.durationMs} ms`)),
-    );
+    if (alongside) {
+      const [snap, aside] = await Promise.allSettled([snapshotStep(), asideStep()]);
+      // A step that failed after its retries becomes a question, one at a time (a retry runs the same idempotent activity).
+      safetySnapshot = snap.status === 'fulfilled' ? snap.value : await ask.run('safety snapshot', snapshotStep, { failedWith: snap.reason });
+      if (aside.status === 'rejected') await ask.run('restore aside', asideStep, { failedWith: aside.reason });
+    } else {
+      await ask.run('restore aside', asideStep);
+    }
     await ask.run('verify copy', () => progress.step('verify copy', () => quick.verifyRestoredCopy(plan), (r) => `${r.length} check(s) passed`));
     // From here on services are down or production is swapped: no waiting for people, failures roll back at once.
 
@@ -250,7 +267,7 @@ async function restore(input: RestoreInput, progress: Progress, chat: ChatThread
     plan,
     approval: decision,
     ...(approvals.length ? { approvals } : {}),
-    safetySnapshot,
+    safetySnapshot: safetySnapshot!,
     downtimeMs,
     oldDatabase: plan.oldDb,
     dropOldAt,
