@@ -126,23 +126,36 @@ test('runbook parameters: hostile values never reach a path or a command line', 
   );
 });
 
+/** Stands where Temporal would be: counts connections and drops them, so "nothing started" is observable. */
+interface TemporalStandIn {
+  address: string;
+  connections: number;
+  close(): Promise<void>;
+}
+
+async function temporalStandIn(): Promise<TemporalStandIn> {
+  const standIn = { address: '', connections: 0, close: () => Promise.resolve() };
+  const server: Server = createServer((socket) => {
+    standIn.connections += 1;
+    socket.destroy();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  standIn.address = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+  standIn.close = () => new Promise<void>((resolve) => server.close(() => resolve()));
+  return standIn;
+}
+
 describe('the CLI', () => {
-  let temporal: Server;
-  let connections = 0;
+  let temporal: TemporalStandIn;
   let file: string;
   beforeAll(async () => {
-    // Stands where Temporal would be: counts connections and drops them, so "nothing started" is observable.
-    temporal = createServer((socket) => {
-      connections += 1;
-      socket.destroy();
-    });
-    await new Promise<void>((resolve) => temporal.listen(0, '127.0.0.1', resolve));
+    temporal = await temporalStandIn();
     const cfg = structuredClone(example) as { temporal: Record<string, unknown>; backups: Record<string, unknown> };
-    cfg.temporal.address = `127.0.0.1:${(temporal.address() as AddressInfo).port}`;
+    cfg.temporal.address = temporal.address;
     cfg.backups.root = tempDir('fuzz-backups');
     file = writeConfigFile(stringify(cfg));
   });
-  afterAll(() => new Promise<void>((resolve) => temporal.close(() => resolve())));
+  afterAll(() => temporal.close());
 
   async function run(argv: string[]): Promise<{ code: number; stderr: string }> {
     let stderr = '';
@@ -169,11 +182,11 @@ describe('the CLI', () => {
           const args = pairs.flatMap(([k, v]) => ['-p', malformed ? `${k}${v}` : `${k}=${v}`]);
           // Always one certainly-bad parameter, so every case must be refused before any connection.
           args.push('-p', malformed ? 'no-equals-sign' : 'bogus=1');
-          const before = connections;
+          const before = temporal.connections;
           const { code, stderr } = await run(['--config', file, 'start', name, ...args]);
           expect(code).toBe(2);
           expect(stderr).toMatch(/error: |error: invalid input|runbook: unknown|--param|unknown parameter/);
-          expect(connections).toBe(before);
+          expect(temporal.connections).toBe(before);
         },
       ),
       { numRuns: Math.min(RUNS, 1_000) },
@@ -181,11 +194,11 @@ describe('the CLI', () => {
   });
 
   test('a valid start does try Temporal (so the property above is not vacuous)', async () => {
-    const before = connections;
+    const before = temporal.connections;
     const { code, stderr } = await run(['--config', file, 'start', 'backup', '-p', 'target=shop']);
     expect(code).toBe(1);
     expect(stderr).toMatch(/cannot reach Temporal/);
-    expect(connections).toBeGreaterThan(before);
+    expect(temporal.connections).toBeGreaterThan(before);
   });
 });
 
@@ -214,23 +227,16 @@ describe('the Alertmanager receiver', () => {
     ],
   };
   const validPaths = paths(valid);
-  let temporal: Server;
-  let connections = 0;
+  let temporal: TemporalStandIn;
   let receiver: Server;
   let base: string;
   let client: Client;
 
   beforeAll(async () => {
-    // Stands where Temporal would be (as for the CLI above): counts connections, so "nothing started" is observable.
-    temporal = createServer((socket) => {
-      connections += 1;
-      socket.destroy();
-    });
-    await new Promise<void>((resolve) => temporal.listen(0, '127.0.0.1', resolve));
+    temporal = await temporalStandIn();
     process.env.ALERTMANAGER_TOKEN = TOKEN;
     // One attempt, no retry timers left behind to fire after the connection is closed.
-    const address = `127.0.0.1:${(temporal.address() as AddressInfo).port}`;
-    client = new Client({ connection: Connection.lazy({ address, interceptors: [makeGrpcRetryInterceptor(defaultGrpcRetryOptions({ maxAttempts: 1 }))] }) });
+    client = new Client({ connection: Connection.lazy({ address: temporal.address, interceptors: [makeGrpcRetryInterceptor(defaultGrpcRetryOptions({ maxAttempts: 1 }))] }) });
     receiver = createIncidentServer({ client, config });
     await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
     base = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
@@ -238,7 +244,7 @@ describe('the Alertmanager receiver', () => {
   afterAll(async () => {
     await new Promise<void>((resolve) => receiver.close(() => resolve()));
     await client.connection.close().catch(() => undefined);
-    await new Promise<void>((resolve) => temporal.close(() => resolve()));
+    await temporal.close();
   });
 
   const post = (body: string): Promise<Response> =>
@@ -255,13 +261,13 @@ describe('the Alertmanager receiver', () => {
         if (extra === 1) body = setAt(body, validPaths[(pick * 5 + 1) % validPaths.length]!, value, false);
         if (alertmanagerPayloadSchema.safeParse(body).success) return; // a valid body would start an incident: not this property
         refused += 1;
-        const before = connections;
+        const before = temporal.connections;
         const res = await post(JSON.stringify(body));
         const reply = (await res.json()) as { ok: boolean; error: string };
         expect(res.status).toBe(400);
         expect(reply.ok).toBe(false);
         for (const problem of reply.error.split('; ')) expect(problem).toMatch(namesABodyField);
-        expect(connections).toBe(before);
+        expect(temporal.connections).toBe(before);
       }),
       { numRuns: RUNS },
     );
@@ -272,20 +278,20 @@ describe('the Alertmanager receiver', () => {
     await fc.assert(
       fc.asyncProperty(fc.oneof(fc.string({ maxLength: 300 }), fc.string({ unit: 'binary', maxLength: 300 }), fc.json({ maxDepth: 3 })), async (text) => {
         if (alertmanagerPayloadSchema.safeParse((() => { try { return JSON.parse(text) as unknown; } catch { return undefined; } })()).success) return;
-        const before = connections;
+        const before = temporal.connections;
         const res = await post(text);
         expect(res.status).toBe(400);
         for (const problem of ((await res.json()) as { error: string }).error.split('; ')) expect(problem).toMatch(namesABodyField);
-        expect(connections).toBe(before);
+        expect(temporal.connections).toBe(before);
       }),
       { numRuns: RUNS },
     );
   });
 
   test('the valid body does go to Temporal (so the properties above are not vacuous)', async () => {
-    const before = connections;
+    const before = temporal.connections;
     const res = await post(JSON.stringify(valid));
-    expect(connections).toBeGreaterThan(before);
+    expect(temporal.connections).toBeGreaterThan(before);
     expect(res.status).toBe(500); // Temporal (the stand-in) hung up
   });
 });
