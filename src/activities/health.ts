@@ -5,6 +5,7 @@ import { connectClient } from '../client/connection';
 import { openIncident, resolveIncident } from '../client/incidents';
 import { withPgClient } from './postgres';
 import { redisClient } from './redis';
+import { probeHttp } from './http-probe';
 
 /**
  * WF-09 probes. Each check has a stable id (health-<kind>-<name>) that is also its incident's fingerprint:
@@ -51,19 +52,11 @@ export async function runHealthChecks(config: Config, input: HealthCheckInput = 
     const remediate = probe.service && config.remediation.services[probe.service] ? probe.service : undefined;
     checks.push(
       timed(`health-http-${probe.name}`, probe.severity, async () => {
-        const t0 = Date.now();
-        let res: Response;
-        try {
-          res = await fetch(probe.url, { signal: AbortSignal.timeout(durationMs(probe.timeout)), redirect: 'manual' });
-          await res.arrayBuffer();
-        } catch (err) {
-          const e = err as Error;
-          throw failure(`${probe.url}: ${e.name === 'TimeoutError' ? `no answer within ${probe.timeout}` : (e.cause as Error | undefined)?.message ?? e.message}`);
-        }
-        const ms = Date.now() - t0;
-        if (res.status !== probe.expectStatus) throw failure(`${probe.url}: HTTP ${res.status} (expected ${probe.expectStatus})`);
-        if (ms > durationMs(probe.slow)) throw failure(`${probe.url}: slow, ${ms} ms (> ${probe.slow})`, 'high');
-        return `HTTP ${res.status} in ${ms} ms`;
+        const r = await probeHttp(probe.url, durationMs(probe.timeout), { redirect: 'manual', timeout: probe.timeout });
+        if (r.status === undefined) throw failure(`${probe.url}: ${r.detail}`);
+        if (r.status !== probe.expectStatus) throw failure(`${probe.url}: HTTP ${r.status} (expected ${probe.expectStatus})`);
+        if (r.ms > durationMs(probe.slow)) throw failure(`${probe.url}: slow, ${r.ms} ms (> ${probe.slow})`, 'high');
+        return r.detail;
       }).then((r) => (remediate ? { ...r, remediate } : r)),
     );
   }

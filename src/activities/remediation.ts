@@ -1,6 +1,7 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { execa } from 'execa';
 import { type Config, durationMs } from '../config/schema';
+import { probeHttp } from './http-probe';
 
 /** RB-03 steps on a service's containers (docker CLI, DOCKER_HOST per host, argument arrays). */
 
@@ -51,13 +52,7 @@ export async function containerCpu(input: { dockerHost: string; containers: stri
 /** GET the service's health URL; throws (so the activity retries, bounded) until it answers 2xx. */
 export async function checkServiceHealth(input: { url?: string }): Promise<{ status: number } | { skipped: true }> {
   if (!input.url) return { skipped: true };
-  let res: Response;
-  try {
-    res = await fetch(input.url, { signal: AbortSignal.timeout(10_000) });
-    await res.arrayBuffer();
-  } catch (err) {
-    throw new Error(`${input.url}: ${((err as Error).cause as Error | undefined)?.message ?? (err as Error).message}`);
-  }
-  if (res.status < 200 || res.status >= 300) throw new Error(`${input.url}: HTTP ${res.status}`);
-  return { status: res.status };
+  const r = await probeHttp(input.url, 10_000, { timeout: '10 s' });
+  if (r.status === undefined || r.status < 200 || r.status >= 300) throw new Error(`${input.url}: ${r.status === undefined ? r.detail : `HTTP ${r.status}`}`);
+  return { status: r.status };
 }

@@ -9,6 +9,7 @@ import { redact } from '../config/secrets';
 import { findDatabase, libpqEnv, pgBin, withPgClient } from './postgres';
 import { runHeartbeated } from './process';
 import { listBackups, sha256File, targetDir } from './storage';
+import { probeHttp } from './http-probe';
 
 /**
  * RB-01 restore, the PostgreSQL side. The restored copy is built ASIDE (`<db>__restore_<id>`), verified, and
@@ -343,12 +344,9 @@ export async function checkProductionHealth(config: Config, plan: RestorePlan): 
   const results = await runChecks(config, plan.target, plan.database, plan.checks);
   for (const s of plan.services) {
     if (!s.healthUrl) continue;
-    try {
-      const res = await fetch(s.healthUrl, { signal: AbortSignal.timeout(10_000) });
-      results.push({ check: `${s.name} ${s.healthUrl}`, ok: res.ok, detail: `HTTP ${res.status}` });
-    } catch (err) {
-      results.push({ check: `${s.name} ${s.healthUrl}`, ok: false, detail: (err as Error).message });
-    }
+    const r = await probeHttp(s.healthUrl, 10_000, { timeout: '10 s' });
+    const ok = r.status !== undefined && r.status >= 200 && r.status < 300;
+    results.push({ check: `${s.name} ${s.healthUrl}`, ok, detail: r.status === undefined ? r.detail : `HTTP ${r.status}` });
   }
   const failed = results.filter((r) => !r.ok);
   if (failed.length) {
