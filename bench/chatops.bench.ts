@@ -8,9 +8,9 @@ import { startFakeSlack } from '../test/support/slack-api';
 import { report } from './support/report';
 
 /**
- * Slack's 3-second rule: how long the ChatOps server takes to answer a signed `/runbook backup ...` (verify, parse,
- * validate, RBAC, start the workflow on the real Temporal dev server) and to acknowledge a button. No worker runs:
- * the reply never waits for the run. Prints p50 / p95 / max against the 3000 ms Slack allows.
+ * How long the ChatOps server takes to answer a signed `/runbook backup ...` (verify, parse, validate, RBAC, start
+ * the workflow on the real Temporal dev server) and to acknowledge a button: one at a time, then 50 commands
+ * at once. No worker runs: the reply never waits for the run. Target p99 < 300 ms (Slack allows 3000 ms).
  */
 const RUNS = Number(process.env.BENCH_RUNS ?? 50);
 
@@ -32,25 +32,32 @@ test(`ChatOps acknowledgement latency over ${RUNS} slash commands and ${RUNS} bu
     const commands: number[] = [];
     const buttons: number[] = [];
     const now = Math.floor(Date.now() / 1000);
-    for (let i = 0; i < RUNS; i++) {
+    // A distinct timestamp per request: each becomes its own run id.
+    const command = async (ts: number): Promise<number> => {
       const body = commandBody({ user_id: 'U0OPS', text: 'backup target=bench-chat' });
       const t0 = performance.now();
-      // A distinct timestamp per request: each becomes its own run id.
-      const r = await signedPost(`${chat.url}/slack/commands`, 'bench-secret', body, { timestamp: now - i });
-      commands.push(performance.now() - t0);
+      const r = await signedPost(`${chat.url}/slack/commands`, 'bench-secret', body, { timestamp: ts });
+      const ms = performance.now() - t0;
       expect(r.json().response_type).toBe('in_channel');
+      return ms;
+    };
+    for (let i = 0; i < RUNS; i++) {
+      commands.push(await command(now - i));
       const b0 = performance.now();
       const a = await signedPost(`${chat.url}/slack/actions`, 'bench-secret', actionBody({ user_id: 'U0OPS', action_id: 'runbook_approve', value: 'nope', response_url: slack.responseUrl(`b${i}`) }));
       buttons.push(performance.now() - b0);
       expect(a.status).toBe(200);
     }
-    const sizes = `${RUNS} signed requests each, real Temporal dev server`;
-    const limit = { unit: 'ms', baseline: 3000, baselineName: "Slack's acknowledgement limit", target: '< 1' };
+    const concurrent = await Promise.all(Array.from({ length: RUNS }, (_, i) => command(now - RUNS - i)));
+    const sizes = `${RUNS} signed requests one at a time, then ${RUNS} commands at once; real Temporal dev server`;
+    const limit = { unit: 'ms', baseline: 300, baselineName: 'target (Slack allows 3000 ms)' };
     report({ bench: 'chatops', metric: 'slash command → reply with the started run, p50', ours: pct(commands, 50), sizes, ...limit });
-    report({ bench: 'chatops', metric: 'slash command → reply with the started run, p95', ours: pct(commands, 95), sizes, ...limit });
-    report({ bench: 'chatops', metric: 'button → acknowledged, p95', ours: pct(buttons, 95), sizes, ...limit });
-    expect(pct(commands, 95)).toBeLessThan(3000);
-    for (let i = 0; i < RUNS; i++) await client.workflow.getHandle(`backup/bench-chat/${new Date((now - i) * 1000).toISOString().slice(0, 19)}Z`).terminate('bench over').catch(() => undefined);
+    report({ bench: 'chatops', metric: 'slash command → reply with the started run, p99', ours: pct(commands, 99), sizes, ...limit, target: '< 1' });
+    report({ bench: 'chatops', metric: `${RUNS} concurrent slash commands, p50`, ours: pct(concurrent, 50), sizes, ...limit });
+    report({ bench: 'chatops', metric: `${RUNS} concurrent slash commands, p99`, ours: pct(concurrent, 99), sizes, ...limit, target: '< 1' });
+    report({ bench: 'chatops', metric: 'button → acknowledged, p99', ours: pct(buttons, 99), sizes, ...limit, target: '< 1' });
+    expect(pct(concurrent, 99)).toBeLessThan(3000);
+    for (let i = 0; i < 2 * RUNS; i++) await client.workflow.getHandle(`backup/bench-chat/${new Date((now - i) * 1000).toISOString().slice(0, 19)}Z`).terminate('bench over').catch(() => undefined);
   } finally {
     await chat.close();
     await connection.close();
