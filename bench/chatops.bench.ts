@@ -27,18 +27,27 @@ test(`ChatOps acknowledgement latency over ${RUNS} slash commands and ${RUNS} bu
   const config = parseConfig(stringify(raw), 'bench.yaml');
   const connection = await Connection.connect({ address: servers().temporal.address });
   const client = new Client({ connection, namespace: 'default' });
-  const chat = await startChatops(config, client, { port: 0 });
+  const chat = await startChatops(config, client, { port: 0 }); // chatops.ackWithin: the default, 250 ms
   try {
     const commands: number[] = [];
     const buttons: number[] = [];
     const now = Math.floor(Date.now() / 1000);
-    // A distinct timestamp per request: each becomes its own run id.
+    // A distinct timestamp per request: each becomes its own run id. The HTTP response is the acknowledgement;
+    // the run is confirmed in it, or (slower than chatops.ackWithin) on response_url.
+    const confirmedRuns: number[] = [];
     const command = async (ts: number): Promise<number> => {
-      const body = commandBody({ user_id: 'U0OPS', text: 'backup target=bench-chat' });
+      const id = `c${ts}`;
+      const body = commandBody({ user_id: 'U0OPS', text: 'backup target=bench-chat', response_url: slack.responseUrl(id) });
       const t0 = performance.now();
       const r = await signedPost(`${chat.url}/slack/commands`, 'bench-secret', body, { timestamp: ts });
       const ms = performance.now() - t0;
-      expect(r.json().response_type).toBe('in_channel');
+      let reply = r.json() as { response_type?: string; text?: string };
+      while (/working on it/.test(reply.text ?? '') && performance.now() - t0 < 10_000) {
+        await new Promise((res) => setTimeout(res, 5));
+        reply = (slack.responses[id]?.[0] as typeof reply | undefined) ?? reply;
+      }
+      confirmedRuns.push(performance.now() - t0);
+      expect(reply.response_type).toBe('in_channel');
       return ms;
     };
     for (let i = 0; i < RUNS; i++) {
@@ -49,13 +58,16 @@ test(`ChatOps acknowledgement latency over ${RUNS} slash commands and ${RUNS} bu
       expect(a.status).toBe(200);
     }
     const concurrent = await Promise.all(Array.from({ length: RUNS }, (_, i) => command(now - RUNS - i)));
-    const sizes = `${RUNS} signed requests one at a time, then ${RUNS} commands at once; real Temporal dev server`;
+    const sizes = `${RUNS} signed requests one at a time, then ${RUNS} commands at once; chatops.ackWithin 250 ms; real Temporal dev server`;
     const limit = { unit: 'ms', baseline: 300, baselineName: 'target (Slack allows 3000 ms)' };
     report({ bench: 'chatops', metric: 'slash command → reply with the started run, p50', ours: pct(commands, 50), sizes, ...limit });
     report({ bench: 'chatops', metric: 'slash command → reply with the started run, p99', ours: pct(commands, 99), sizes, ...limit, target: '< 1' });
-    report({ bench: 'chatops', metric: `${RUNS} concurrent slash commands, p50`, ours: pct(concurrent, 50), sizes, ...limit });
-    report({ bench: 'chatops', metric: `${RUNS} concurrent slash commands, p99`, ours: pct(concurrent, 99), sizes, ...limit, target: '< 1' });
+    report({ bench: 'chatops', metric: `${RUNS} concurrent slash commands → acknowledged, p50`, ours: pct(concurrent, 50), sizes, ...limit });
+    report({ bench: 'chatops', metric: `${RUNS} concurrent slash commands → acknowledged, p99`, ours: pct(concurrent, 99), sizes, ...limit, target: '< 1' });
     report({ bench: 'chatops', metric: 'button → acknowledged, p99', ours: pct(buttons, 99), sizes, ...limit, target: '< 1' });
+    const started = confirmedRuns.slice(RUNS);
+    report({ bench: 'chatops', metric: `${RUNS} concurrent: command → run confirmed started, p50`, ours: pct(started, 50), sizes, unit: 'ms', baseline: 3000, baselineName: "Slack's acknowledgement limit" });
+    report({ bench: 'chatops', metric: `${RUNS} concurrent: command → run confirmed started, p99`, ours: pct(started, 99), sizes, unit: 'ms', baseline: 3000, baselineName: "Slack's acknowledgement limit" });
     expect(pct(concurrent, 99)).toBeLessThan(3000);
     for (let i = 0; i < 2 * RUNS; i++) await client.workflow.getHandle(`backup/bench-chat/${new Date((now - i) * 1000).toISOString().slice(0, 19)}Z`).terminate('bench over').catch(() => undefined);
   } finally {

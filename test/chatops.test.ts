@@ -64,6 +64,9 @@ async function setup(opts: { production?: boolean; quorum?: number; tweak?: (raw
     people: { [ALICE]: 'alice', [BOB]: 'bob', [CAROL]: 'carol' },
     roles: { ops: [ALICE, BOB], leads: [BOB, 'S0LEADS'] },
     rules: [{ runbooks: ['backup', 'restore'], targets: [target], run: ['ops'], approve: ['leads', ALICE], quorum: opts.quorum ?? 1 }],
+    // These tests read the answer in the HTTP response; a loaded CI machine may take longer than the 250 ms
+    // default to start a run (the response_url path has its own test in chatops-parser.test.ts).
+    ackWithin: '2500ms',
   };
   opts.tweak?.(raw);
   const config = parseConfig(stringify(raw), 'chatops-test.yaml');

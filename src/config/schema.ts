@@ -508,6 +508,11 @@ const chatopsSchema = z
     rules: z.array(chatopsRuleSchema).default([]),
     /** Who may acknowledge / resolve incidents from their buttons; empty = anyone in the channel. */
     incidents: z.array(z.string().min(1)).default([]),
+    /**
+     * A command answers in its HTTP response when done within this time; else it is acknowledged ("working on
+     * it") and the answer follows on response_url. Slack allows 3 s; 250 ms keeps a burst of commands snappy.
+     */
+    ackWithin: duration.default('250ms'),
   })
   .strict();
 export type ChatopsConfig = z.infer<typeof chatopsSchema>;

@@ -1,5 +1,5 @@
 import { type Client } from '@temporalio/client';
-import { type Config } from '../../config/schema';
+import { type Config, durationMs } from '../../config/schema';
 import { resolveSecret } from '../../config/secrets';
 import { slackClient } from '../../activities/slack';
 import { ChatOps, temporalBackend } from './commands';
@@ -40,5 +40,6 @@ export async function startChatops(
     host: chat.host,
     port: opts.port ?? chat.port,
     log: opts.log,
+    ackWithinMs: durationMs(chat.ackWithin),
   });
 }

@@ -15,7 +15,7 @@ import { HttpError, readBody } from '../http';
  */
 
 /** Slack waits 3 s for the response; we answer before that and send a slower result to response_url. */
-const ACK_WITHIN_MS = 2_500;
+const ACK_WITHIN_MS = 250;
 const MAX_BODY = 1 << 20;
 
 export interface ChatopsServerOptions {
@@ -26,7 +26,7 @@ export interface ChatopsServerOptions {
   log?: (msg: string, fields?: Record<string, unknown>) => void;
   /** For tests: the clock the signature timestamps are judged by. */
   now?: () => number;
-  /** Answer a command in the response body if it is done within this time (default 2500 ms), else on response_url. */
+  /** Answer a command in the response body if it is done within this time (default 250 ms), else on response_url. */
   ackWithinMs?: number;
 }
 
