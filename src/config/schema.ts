@@ -54,6 +54,11 @@ const temporalSchema = z
       .strict()
       .refine((e) => new Set(e.keys.map((k) => k.id)).size === e.keys.length, { message: 'key ids must be unique', path: ['keys'] })
       .optional(),
+    /**
+     * Activities one runbook worker runs at once. Long dumps are few (one run per target), so the slots are
+     * mostly for notifications: a burst of incidents must not queue its pages behind a backup.
+     */
+    maxConcurrentActivities: z.number().int().min(1).max(1000).default(64),
   })
   .strict();
 

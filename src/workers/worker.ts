@@ -46,7 +46,6 @@ export async function createRunbookWorker(opts: RunbookWorkerOptions): Promise<W
     ...(opts.dataConverter ? { dataConverter: opts.dataConverter } : dataConverterOptions(opts.config)),
     ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: require.resolve('../workflows') }),
     ...(opts.identity ? { identity: opts.identity } : {}),
-    // A dump is one long activity per target; a handful at once is plenty for a small shop's hosts.
-    maxConcurrentActivityTaskExecutions: 8,
+    maxConcurrentActivityTaskExecutions: opts.config.temporal.maxConcurrentActivities,
   });
 }

@@ -7,6 +7,8 @@ export interface Received {
   user: unknown;
   mailFrom: string | undefined;
   rcptTo: string[];
+  /** When the message was accepted (ms since the epoch). */
+  at: number;
 }
 
 export async function startSmtp(user: string, password: string): Promise<{ port: number; received: Received[]; auths: string[]; close(): Promise<void> }> {
@@ -31,6 +33,7 @@ export async function startSmtp(user: string, password: string): Promise<{ port:
           user: session.user,
           mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : undefined,
           rcptTo: session.envelope.rcptTo.map((r) => r.address),
+          at: Date.now(),
         });
         callback();
       });
