@@ -14,13 +14,17 @@ import { heartbeatPid } from '../support/temporal';
 import { activitySpan, retriedActivities, waitForStep, waitUntil } from '../support/wait';
 
 /**
- * The Temporal dev server stopped (by pid) in the middle of a run and started again on the same port with the
- * same SQLite file, for the backup (mid-dump), RB-01 restore (mid restore-aside) and RB-02 rotation (mid
- * consumer restart). The worker is never restarted: it reconnects by itself, and each run completes once with
- * what its user expects. One private server for this file (the shared one serves everyone else).
+ * The Temporal dev server stopped (by pid) for 20 s in the middle of a run and started again on the same port
+ * with the same SQLite file, for the backup (mid-dump), RB-01 restore (mid restore-aside) and RB-02 rotation
+ * (mid consumer restart). The worker is never restarted: it reconnects by itself, and each run completes
+ * once with what its user expects. One private server for this file (the shared one serves everyone else).
  * `npm run test:faults`.
  */
-const DOWN_MS = 5_000;
+// Down longer than any heartbeat timeout (15 s for dumps and restores, 10 s for quick steps): once back, the
+// server times the running step out, and its retry copes with what the first attempt, on the same worker, did
+// or is still doing.
+// FAULT_TEMPORAL_DOWN_MS=5000 checks the gentler case (the attempt outlives the restart; also passes).
+const DOWN_MS = Number(process.env.FAULT_TEMPORAL_DOWN_MS ?? 20_000);
 
 let temporal: PrivateTemporal;
 let client: Client;
@@ -41,11 +45,12 @@ async function completedOnce(workflowId: string): Promise<void> {
   expect(runs).toEqual(['COMPLETED']);
 }
 
-/** The server went down after the step was scheduled and the step closed after it was back: a mid-step restart. */
+/** The server went down after the step was scheduled and before it closed: a mid-step restart. */
 async function expectInStep(handle: WorkflowHandle, activityType: string, down: Downtime): Promise<void> {
   const span = await activitySpan(handle, activityType);
   expect(span.scheduledAt).toBeLessThan(down.stoppedAt);
-  expect(span.closedAt).toBeGreaterThan(down.backAt);
+  expect(span.closedAt).toBeGreaterThan(down.stoppedAt);
+  console.log(`${handle.workflowId}: server down ${down.backAt - down.stoppedAt} ms inside ${activityType}; retried: ${JSON.stringify(await retriedActivities(handle))}`);
 }
 
 test('backup: Temporal restarted mid-dump; one backup, checksum good, restores to the source rows', async () => {
@@ -123,7 +128,6 @@ test('RB-02 rotation: Temporal restarted while consumers restart; one rotation, 
     expect(await containerStarts(f.container, since)).toBe(1);
     expect(readFileSync(path.join(f.stateDir, 'audit.jsonl'), 'utf8').trim().split('\n')).toHaveLength(1);
     await completedOnce(handle.workflowId);
-    console.log(`rotation through a Temporal restart: retried activities ${JSON.stringify(await retriedActivities(handle))}`);
   } finally {
     await worker.stop();
     await f.close();
