@@ -6,7 +6,7 @@ import { type RestoreOutcome } from '../../src/workflows/restore-database';
 import { type RotationResult } from '../../src/workflows/rotate-secrets';
 import { runCli, startWorkerProcess, writeConfigFile } from '../support/processes';
 import { backedUpAndDamaged, databasesLike, restoreFixture, safetySnapshots, serviceContainer } from '../support/restore-fixture';
-import { REPO, authLoop, containerStarts, readEnv, redisLogin, rotationFixture } from '../support/rotation-fixture';
+import { REPO, type RotationFixture, authLoop, containerStarts, readEnv, redisLogin, rotationFixture } from '../support/rotation-fixture';
 import { fingerprint } from '../support/shop-data';
 import { devServerClient, heartbeatPid } from '../support/temporal';
 import { activitySpan, retriedActivities, waitForStep, waitUntil } from '../support/wait';
@@ -65,8 +65,12 @@ test('RB-01 restore: worker SIGKILLed while pg_restore runs; one copy, one pre-r
   }
 });
 
-test('RB-02 rotation: worker SIGKILLed while consumers restart; one rotation, one restart, no failed login', async () => {
-  const f = await rotationFixture({ slowConsumer: true });
+/**
+ * Rotate the cache set with `consumers` slow-stopping consumer containers and SIGKILL the worker once
+ * `killWhen` says so, during the rolling restart; a healthy worker finishes the run.
+ */
+async function rotationKilledMidRestart(consumers: number, killWhen: (f: RotationFixture, since: number) => Promise<unknown>): Promise<void> {
+  const f = await rotationFixture({ slowConsumer: true, consumers });
   const file = writeConfigFile(f.yaml);
   const since = Date.now();
   const first = await startWorkerProcess(file);
@@ -75,20 +79,20 @@ test('RB-02 rotation: worker SIGKILLed while consumers restart; one rotation, on
     const loop = authLoop(f);
     const handle = await client.workflow.start('rotateSecrets', { taskQueue: f.taskQueue, workflowId: `rotate/${f.cacheSet}`, args: [{ set: f.cacheSet }] });
     await waitForStep(handle, 'restart consumers');
-    await new Promise((r) => setTimeout(r, 1_000)); // `docker restart` is waiting for the consumer to stop
+    await killWhen(f, since);
     await first.kill();
     const killedAt = Date.now();
     healthy = await startWorkerProcess(file);
     const result = (await handle.result()) as RotationResult;
     await expectKilledInStep(handle, 'restartConsumers', killedAt);
-    expect(result.restarted).toEqual([f.container]);
+    expect([...result.restarted].sort()).toEqual([...f.containers].sort());
     expect((await loop.stop()).failures).toEqual([]);
     const env = readEnv(f.envFile);
     await expect(redisLogin(f.redisUser, env.REDIS_PASSWORD!)).resolves.toBeUndefined();
     await expect(redisLogin(f.redisUser, f.initial.redisPassword)).rejects.toThrow(/WRONGPASS/);
     expect(f.github.secrets.get(`${REPO}/REDIS_PASSWORD`)).toBe(env.REDIS_PASSWORD);
     expect(f.github.requests.filter((r) => r.method === 'PUT').map((r) => r.path)).toEqual([`/repos/${REPO}/actions/secrets/REDIS_PASSWORD`]);
-    expect(await containerStarts(f.container, since)).toBe(1);
+    for (const c of f.containers) expect(`${c}: ${await containerStarts(c, since)} start(s)`).toBe(`${c}: 1 start(s)`);
     expect(readdirSync(path.dirname(f.envFile)).filter((n) => n.startsWith('.env.before-'))).toEqual([`.env.before-${result.plan.rotationId}`]);
     expect(readFileSync(path.join(f.stateDir, 'audit.jsonl'), 'utf8').trim().split('\n')).toHaveLength(1);
   } finally {
@@ -96,4 +100,16 @@ test('RB-02 rotation: worker SIGKILLed while consumers restart; one rotation, on
     await healthy?.stop();
     await f.close();
   }
+}
+
+test('RB-02 rotation: worker SIGKILLed while consumers restart; one rotation, one restart, no failed login', async () => {
+  // `docker restart` is waiting for the consumer to stop.
+  await rotationKilledMidRestart(1, () => new Promise((r) => setTimeout(r, 1_000)));
+});
+
+test('RB-02 rotation: worker SIGKILLed during the second consumer\'s restart; each consumer restarted once', async () => {
+  await rotationKilledMidRestart(2, async (f, since) => {
+    await waitUntil('the first consumer restarted', async () => ((await containerStarts(f.containers[0]!, since)) === 1 ? true : undefined), 60_000);
+    await new Promise((r) => setTimeout(r, 3_000)); // the second one is stopping
+  });
 });

@@ -33,6 +33,8 @@ export interface RotationFixture {
   initial: { dbPassword: string; redisPassword: string };
   github: FakeGitHub;
   container: string;
+  /** Every consumer container of the `app` service, in restart order (`container` is the first). */
+  containers: string[];
   stateDir: string;
   /** The Redis server the cache set's ACL user lives on (the shared one unless `opts.redis` named another). */
   redis: RedisServer;
@@ -53,6 +55,8 @@ export interface RotationFixtureOptions {
    * a window in which a test can hit the rotation while `restartConsumers` runs.
    */
   slowConsumer?: boolean;
+  /** How many consumer containers the `app` service has (1 by default); a rotation restarts them one by one. */
+  consumers?: number;
 }
 
 export async function rotationFixture(opts: RotationFixtureOptions = {}): Promise<RotationFixture> {
@@ -105,11 +109,14 @@ export async function rotationFixture(opts: RotationFixtureOptions = {}): Promis
   github.secrets.set(`${REPO}/REDIS_PASSWORD`, initial.redisPassword);
   process.env.TEST_GITHUB_TOKEN = github.token;
 
-  const container = uniqueName('consumer');
+  const containers = Array.from({ length: opts.consumers ?? 1 }, () => uniqueName('consumer'));
+  const container = containers[0]!;
   const command = opts.slowConsumer ? ['sh', '-c', 'trap "" TERM; while :; do sleep 1; done'] : ['sleep', '36000'];
-  await execa('docker', ['run', '-d', '--init', '--name', container, '--network', 'host', 'localhost/base:1', ...command], {
-    env: { DOCKER_HOST: s.docker.host },
-  });
+  for (const name of containers) {
+    await execa('docker', ['run', '-d', '--init', '--name', name, '--network', 'host', 'localhost/base:1', ...command], {
+      env: { DOCKER_HOST: s.docker.host },
+    });
+  }
 
   const taskQueue = uniqueName('rot');
   const base = testConfig({ databases: [db], redis: [`cache-${tag}`], taskQueue });
@@ -119,7 +126,7 @@ export async function rotationFixture(opts: RotationFixtureOptions = {}): Promis
     Object.assign(raw.targets.redis[0], { host: opts.redis.host, port: opts.redis.port, password: { env: 'TEST_PRIVATE_REDIS_PASSWORD' } });
   }
   raw.targets.dockerHosts = [{ name: 'local', dockerHost: s.docker.host }];
-  raw.targets.services = [{ name: 'app', host: 'local', containers: [container] }];
+  raw.targets.services = [{ name: 'app', host: 'local', containers }];
   const stateDir = path.join(dir, 'state');
   const dbSet = `db-${tag}`;
   const cacheSet = `cache-${tag}`;
@@ -158,11 +165,12 @@ export async function rotationFixture(opts: RotationFixtureOptions = {}): Promis
     initial,
     github,
     container,
+    containers,
     stateDir,
     redis: redisServer,
     close: async () => {
       await github.close();
-      await execa('docker', ['rm', '-f', container], { env: { DOCKER_HOST: s.docker.host }, reject: false });
+      await execa('docker', ['rm', '-f', ...containers], { env: { DOCKER_HOST: s.docker.host }, reject: false });
     },
   };
 }
