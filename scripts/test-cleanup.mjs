@@ -22,6 +22,15 @@ for (const entry of readdirSync(tmp)) {
     console.log(`${root}: Jest process ${state.owner} is still running; left alone`);
     continue;
   }
+  // Servers a fault test started for itself (test/support/private-servers.ts): one file per pid under pids/.
+  let extra = [];
+  try {
+    extra = readdirSync(path.join(root, 'pids')).filter((p) => /^\d+$/.test(p)).map(Number);
+  } catch {
+    // none recorded
+  }
+  if (extra.length) console.log(`${root}: stopping the private servers ${extra.join(', ')}`);
+  await Promise.all(extra.map((pid) => stopPid(pid, 'SIGTERM')));
   console.log(`${root}: stopping temporal ${state.temporal.pid}, postgres ${state.postgres.pid}, redis ${state.redis.pid}, dockerd ${state.docker.pid}`);
   await Promise.all([
     stopPid(state.temporal.pid, 'SIGTERM'),

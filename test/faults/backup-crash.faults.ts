@@ -1,13 +1,11 @@
-import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import { createHash } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { type Client, type Connection } from '@temporalio/client';
-import { execa } from 'execa';
-import { pgBinDir, startPostgres, stopPid } from '../../src/client/local-servers';
+import { startPostgres, stopPid } from '../../src/client/local-servers';
 import { type BackupResult } from '../../src/workflows/backup';
-import { STATE_ENV, type TestServers, createDatabase, servers, testConfig, uniqueName } from '../support/servers';
-import { fingerprint, seedShop } from '../support/shop-data';
-import { runCli, startWorkerProcess, writeConfigFile } from '../support/processes';
+import { assertOneCleanBackup, backupFixture, restoresTo } from '../support/backup-checks';
+import { STATE_ENV, type TestServers } from '../support/servers';
+import { runCli, startWorkerProcess } from '../support/processes';
 import { devServerClient, heartbeatPid } from '../support/temporal';
 
 /**
@@ -21,37 +19,8 @@ let connection: Connection;
 beforeAll(async () => ({ client, connection } = await devServerClient()));
 afterAll(async () => connection.close());
 
-function sha256(file: string): string {
-  return createHash('sha256').update(readFileSync(file)).digest('hex');
-}
-
-/** The target's backup folder: exactly one dump and its manifest, nothing else (no temp or partial files). */
-function assertOneCleanBackup(root: string, target: string, result: BackupResult): void {
-  const dir = path.join(root, target);
-  const files = readdirSync(dir).sort();
-  expect(files).toEqual([result.manifest.file, `${result.backupId}.manifest.json`].sort());
-  expect(sha256(path.join(dir, result.manifest.file))).toBe(result.manifest.sha256);
-}
-
-async function restoresTo(file: string, expected: unknown): Promise<void> {
-  const s = servers().postgres;
-  const env = { PGHOST: s.host, PGPORT: String(s.port), PGUSER: s.user, PGPASSWORD: s.password };
-  const scratch = uniqueName('check');
-  await createDatabase(scratch);
-  await execa(path.join(pgBinDir(), 'pg_restore'), ['--no-owner', '-d', scratch, file], { env });
-  expect(await fingerprint(scratch)).toEqual(expected);
-}
-
-async function fixture(rows = 2000) {
-  const db = uniqueName('bkf');
-  await createDatabase(db);
-  await seedShop(db, rows, 3);
-  const { yaml, config } = testConfig({ databases: [db], taskQueue: uniqueName('bkf') });
-  return { db, target: config.targets.databases[0]!.name, root: config.backups.root, file: writeConfigFile(yaml), atSeed: await fingerprint(db) };
-}
-
 test.each(['dumpPostgres', 'pruneBackups'])('killed right after %s: one backup, checksum good, restores to the source rows', async (step) => {
-  const f = await fixture();
+  const f = await backupFixture();
   const crashing = await startWorkerProcess(f.file, { RUNBOOKS_CRASH_AFTER: step });
   const workflowId = `backup/${f.target}/fault-${step}`;
   expect((await runCli(['--config', f.file, 'start', 'backup', '-p', `target=${f.target}`, '--id', workflowId])).exitCode).toBe(0);
@@ -67,7 +36,7 @@ test.each(['dumpPostgres', 'pruneBackups'])('killed right after %s: one backup, 
 });
 
 test('killed in the middle of a dump: the orphaned pg_dump is stopped, the retry publishes one complete backup', async () => {
-  const f = await fixture(300_000);
+  const f = await backupFixture(300_000);
   const first = await startWorkerProcess(f.file);
   const workflowId = `backup/${f.target}/fault-mid-dump`;
   expect((await runCli(['--config', f.file, 'start', 'backup', '-p', `target=${f.target}`, '--id', workflowId])).exitCode).toBe(0);
@@ -104,7 +73,7 @@ async function postgresOutage(downMs: number): Promise<void> {
 }
 
 test('PostgreSQL down for 20 s in the middle of a dump: the dump is retried and one complete backup is published', async () => {
-  const f = await fixture(300_000);
+  const f = await backupFixture(300_000);
   const worker = await startWorkerProcess(f.file);
   const workflowId = `backup/${f.target}/fault-pg-down`;
   try {

@@ -1,15 +1,14 @@
-import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { parse, stringify } from 'yaml';
 import { openIncident } from '../../src/client/incidents';
-import { type RunningTemporal, freePort, startTemporal } from '../../src/client/local-servers';
 import { dataConverterOptions } from '../../src/config/codec';
 import { parseConfig } from '../../src/config/load';
 import { type Config } from '../../src/config/schema';
 import { type incident } from '../../src/workflows/incident';
 import { resolveUpdate, timelineQuery } from '../../src/workflows/incident-definitions';
+import { type PrivateTemporal, privateTemporal } from '../support/private-servers';
 import { startWorkerProcess, writeConfigFile } from '../support/processes';
-import { tempDir, testConfig, uniqueName } from '../support/servers';
+import { testConfig, uniqueName } from '../support/servers';
 import { type FakeSlack, startFakeSlack } from '../support/slack-api';
 import { type FakeSms, startFakeSms } from '../support/sms-api';
 import { parseMail, startSmtp } from '../support/smtp';
@@ -23,7 +22,7 @@ import { parseMail, startSmtp } from '../support/smtp';
 let smtp: Awaited<ReturnType<typeof startSmtp>>;
 let slack: FakeSlack;
 let sms: FakeSms;
-let temporal: RunningTemporal | undefined;
+let temporal: PrivateTemporal | undefined;
 
 beforeAll(async () => {
   process.env.TEST_SMTP_PASSWORD = 'smtp-secret-pw';
@@ -135,9 +134,7 @@ test.each(['escalationPolicy', 'notify:1'])('worker SIGKILLed right after %s: th
 });
 
 test('Temporal dev server restarted (SQLite kept) while level 2 is due: levels 2 and 3 arrive once each', async () => {
-  const dbFile = path.join(tempDir('temporal-restart'), 'temporal.db');
-  const port = await freePort();
-  temporal = await startTemporal({ dbFile, port });
+  temporal = await privateTemporal();
   const { yaml, config } = incidentConfig(temporal.address);
   const file = writeConfigFile(yaml);
   const worker = await startWorkerProcess(file);
@@ -148,9 +145,7 @@ test('Temporal dev server restarted (SQLite kept) while level 2 is due: levels 2
     await openIncident(new Client({ connection, ...dataConverterOptions(config) }), config, { fingerprint: fp, title: 'payments down', severity: 'critical', source: 'manual' });
     await waitUntil('level 1 sent', () => Promise.resolve(smtp.received.filter((m) => m.raw.includes(id)).length === 2 && sms.messages.filter((m) => m.body.includes(id)).length === 2 ? true : undefined));
     await connection.close();
-    await temporal.stop();
-    await new Promise((r) => setTimeout(r, 4_000)); // level 2 falls due while the server is down
-    temporal = await startTemporal({ dbFile, port });
+    await temporal.restart(4_000); // level 2 falls due while the server is down
     connection = await Connection.connect({ address: temporal.address });
     const client = new Client({ connection, ...dataConverterOptions(config) });
     const view = await atLevel3(client, id);

@@ -3,7 +3,7 @@ import { type Client, type Connection } from '@temporalio/client';
 import { freePort } from '../../src/client/local-servers';
 import { type RestoreOutcome } from '../../src/workflows/restore-database';
 import { runCli, startWorkerProcess, writeConfigFile } from '../support/processes';
-import { type RestoreFixture, damage, databasesLike, restoreFixture, serviceContainer } from '../support/restore-fixture';
+import { type RestoreFixture, backedUpAndDamaged, databasesLike, restoreFixture, serviceContainer } from '../support/restore-fixture';
 import { fingerprint } from '../support/shop-data';
 import { devServerClient } from '../support/temporal';
 
@@ -15,17 +15,6 @@ let client: Client;
 let connection: Connection;
 beforeAll(async () => ({ client, connection } = await devServerClient()));
 afterAll(async () => connection.close());
-
-async function backedUpAndDamaged(f: RestoreFixture, file: string): Promise<void> {
-  const w = await startWorkerProcess(file);
-  try {
-    const r = await runCli(['--config', file, 'start', 'backup', '-p', `target=${f.target}`, '--wait']);
-    if (r.exitCode !== 0) throw new Error(r.stderr);
-  } finally {
-    await w.stop();
-  }
-  await damage(f.db);
-}
 
 /** Start the restore on a worker that dies after `step`, then let a healthy worker finish it. */
 async function restoreThroughCrash(f: RestoreFixture, file: string, step: string): Promise<RestoreOutcome | Error> {

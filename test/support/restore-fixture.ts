@@ -1,6 +1,9 @@
+import { readdirSync } from 'node:fs';
+import path from 'node:path';
 import { execa } from 'execa';
 import { parse, stringify } from 'yaml';
 import { freePort } from '../../src/client/local-servers';
+import { runCli, startWorkerProcess } from './processes';
 import { createDatabase, pgAdmin, servers, testConfig, uniqueName } from './servers';
 import { type Fingerprint, fingerprint, seedShop } from './shop-data';
 
@@ -61,11 +64,16 @@ export interface RestoreFixture {
   atSeed: Fingerprint;
 }
 
-/** A seeded database and a config for it, optionally with a service (container + health URL) that depends on it. */
-export async function restoreFixture(opts: { service?: ServiceContainer; healthUrl?: string; checks?: unknown[] } = {}): Promise<RestoreFixture> {
+/**
+ * A seeded database (1500 customers with 4 orders each unless `size` says otherwise) and a config for it,
+ * optionally with a service (container + health URL) that depends on it.
+ */
+export async function restoreFixture(
+  opts: { service?: ServiceContainer; healthUrl?: string; checks?: unknown[]; size?: { customers: number; ordersPerCustomer: number } } = {},
+): Promise<RestoreFixture> {
   const db = uniqueName('rst');
   await createDatabase(db);
-  await seedShop(db, 1500, 4);
+  await seedShop(db, opts.size?.customers ?? 1500, opts.size?.ordersPerCustomer ?? 4);
   const base = testConfig({ databases: [db], taskQueue: uniqueName('rst') });
   const raw = parse(base.yaml);
   if (opts.service || opts.healthUrl) {
@@ -75,4 +83,22 @@ export async function restoreFixture(opts: { service?: ServiceContainer; healthU
   }
   if (opts.checks) raw.targets.databases[0].restore = { checks: opts.checks };
   return { db, target: base.config.targets.databases[0]!.name, yaml: stringify(raw), atSeed: await fingerprint(db) };
+}
+
+/** Back the fixture's database up through the real CLI and worker (the restore's source), then damage it. */
+export async function backedUpAndDamaged(f: RestoreFixture, configFile: string): Promise<void> {
+  const w = await startWorkerProcess(configFile);
+  try {
+    const r = await runCli(['--config', configFile, 'start', 'backup', '-p', `target=${f.target}`, '--wait']);
+    if (r.exitCode !== 0) throw new Error(r.stderr);
+  } finally {
+    await w.stop();
+  }
+  await damage(f.db);
+}
+
+/** The safety snapshot files (dump and manifest) in the target's backup folder, sorted. */
+export function safetySnapshots(yaml: string, target: string): string[] {
+  const root = (parse(yaml) as { backups: { root: string } }).backups.root;
+  return readdirSync(path.join(root, target)).filter((n) => n.includes('-prerestore-')).sort();
 }

@@ -33,12 +33,35 @@ export interface RotationFixture {
   initial: { dbPassword: string; redisPassword: string };
   github: FakeGitHub;
   container: string;
+  /** Every consumer container of the `app` service, in restart order (`container` is the first). */
+  containers: string[];
   stateDir: string;
+  /** The Redis server the cache set's ACL user lives on (the shared one unless `opts.redis` named another). */
+  redis: RedisServer;
   close(): Promise<void>;
 }
 
-export async function rotationFixture(): Promise<RotationFixture> {
+export interface RedisServer {
+  host: string;
+  port: number;
+  password: string;
+}
+
+export interface RotationFixtureOptions {
+  /** A Redis of the test's own for the cache set (its admin password travels as env TEST_PRIVATE_REDIS_PASSWORD). */
+  redis?: RedisServer;
+  /**
+   * The consumer container ignores SIGTERM, so each restart of it waits out `docker restart`'s 10 s grace:
+   * a window in which a test can hit the rotation while `restartConsumers` runs.
+   */
+  slowConsumer?: boolean;
+  /** How many consumer containers the `app` service has (1 by default); a rotation restarts them one by one. */
+  consumers?: number;
+}
+
+export async function rotationFixture(opts: RotationFixtureOptions = {}): Promise<RotationFixture> {
   const s = servers();
+  const redisServer: RedisServer = opts.redis ?? s.redis;
   const tag = uniqueName('rot').slice(4);
   const db = `rot_${tag}`;
   await createDatabase(db);
@@ -57,8 +80,9 @@ export async function rotationFixture(): Promise<RotationFixture> {
     await admin.end();
   }
   const redisUser = `app_${tag}`;
-  const redis = new Redis({ host: s.redis.host, port: s.redis.port, password: s.redis.password });
+  const redis = new Redis({ host: redisServer.host, port: redisServer.port, password: redisServer.password });
   await redis.call('ACL', 'SETUSER', redisUser, 'on', `>${initial.redisPassword}`, '~*', '+@all');
+  if (((await redis.config('GET', 'aclfile')) as string[])[1]) await redis.call('ACL', 'SAVE'); // a server that keeps its users in a file
   redis.disconnect();
 
   const dir = tempDir('rotation');
@@ -85,16 +109,24 @@ export async function rotationFixture(): Promise<RotationFixture> {
   github.secrets.set(`${REPO}/REDIS_PASSWORD`, initial.redisPassword);
   process.env.TEST_GITHUB_TOKEN = github.token;
 
-  const container = uniqueName('consumer');
-  await execa('docker', ['run', '-d', '--init', '--name', container, '--network', 'host', 'localhost/base:1', 'sleep', '36000'], {
-    env: { DOCKER_HOST: s.docker.host },
-  });
+  const containers = Array.from({ length: opts.consumers ?? 1 }, () => uniqueName('consumer'));
+  const container = containers[0]!;
+  const command = opts.slowConsumer ? ['sh', '-c', 'trap "" TERM; while :; do sleep 1; done'] : ['sleep', '36000'];
+  for (const name of containers) {
+    await execa('docker', ['run', '-d', '--init', '--name', name, '--network', 'host', 'localhost/base:1', ...command], {
+      env: { DOCKER_HOST: s.docker.host },
+    });
+  }
 
   const taskQueue = uniqueName('rot');
   const base = testConfig({ databases: [db], redis: [`cache-${tag}`], taskQueue });
   const raw = parse(base.yaml);
+  if (opts.redis) {
+    process.env.TEST_PRIVATE_REDIS_PASSWORD = opts.redis.password;
+    Object.assign(raw.targets.redis[0], { host: opts.redis.host, port: opts.redis.port, password: { env: 'TEST_PRIVATE_REDIS_PASSWORD' } });
+  }
   raw.targets.dockerHosts = [{ name: 'local', dockerHost: s.docker.host }];
-  raw.targets.services = [{ name: 'app', host: 'local', containers: [container] }];
+  raw.targets.services = [{ name: 'app', host: 'local', containers }];
   const stateDir = path.join(dir, 'state');
   const dbSet = `db-${tag}`;
   const cacheSet = `cache-${tag}`;
@@ -133,10 +165,12 @@ export async function rotationFixture(): Promise<RotationFixture> {
     initial,
     github,
     container,
+    containers,
     stateDir,
+    redis: redisServer,
     close: async () => {
       await github.close();
-      await execa('docker', ['rm', '-f', container], { env: { DOCKER_HOST: s.docker.host }, reject: false });
+      await execa('docker', ['rm', '-f', ...containers], { env: { DOCKER_HOST: s.docker.host }, reject: false });
     },
   };
 }
@@ -157,8 +191,7 @@ export async function pgLogin(db: string, user: string, password: string): Promi
   }
 }
 
-export async function redisLogin(user: string, password: string): Promise<void> {
-  const s = servers().redis;
+export async function redisLogin(user: string, password: string, s: RedisServer = servers().redis): Promise<void> {
   // AUTH sent by hand, so a refusal surfaces as the server's reply (WRONGPASS ...), not as a closed connection.
   const r = new Redis({ host: s.host, port: s.port, lazyConnect: true, enableReadyCheck: false, maxRetriesPerRequest: 0, retryStrategy: () => null });
   r.on('error', () => undefined);
@@ -187,7 +220,7 @@ export function authLoop(f: RotationFixture): AuthLoop {
     while (running) {
       const env = readEnv(f.envFile);
       await pgLogin(f.db, env.DB_USER!, env.DB_PASSWORD!).catch((err: Error) => failures.push(`pg as ${env.DB_USER}: ${err.message}`));
-      await redisLogin(env.REDIS_USER!, env.REDIS_PASSWORD!).catch((err: Error) => failures.push(`redis: ${err.message}`));
+      await redisLogin(env.REDIS_USER!, env.REDIS_PASSWORD!, f.redis).catch((err: Error) => failures.push(`redis: ${err.message}`));
       rounds++;
     }
   })();
@@ -209,4 +242,15 @@ export async function exportedHistory(workflowId: string): Promise<string> {
 export async function containerStartedAt(name: string): Promise<number> {
   const r = await execa('docker', ['inspect', '-f', '{{.State.StartedAt}}', name], { env: { DOCKER_HOST: servers().docker.host } });
   return Date.parse(String(r.stdout).trim());
+}
+
+/** How many times the container was started after `sinceMs` (docker events: a restart is one start). */
+export async function containerStarts(name: string, sinceMs: number): Promise<number> {
+  const r = await execa(
+    'docker',
+    ['events', '--since', String(Math.floor(sinceMs / 1000)), '--until', String(Math.ceil(Date.now() / 1000) + 1), '--filter', `container=${name}`, '--filter', 'event=start', '--format', '{{.TimeNano}}'],
+    { env: { DOCKER_HOST: servers().docker.host } },
+  );
+  // --since has one-second resolution: the nanosecond timestamps tell the starts after `sinceMs`.
+  return String(r.stdout).split('\n').filter((t) => t && BigInt(t) > BigInt(sinceMs) * 1_000_000n).length;
 }
