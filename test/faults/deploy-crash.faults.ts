@@ -197,6 +197,29 @@ test.each(HOST_STEPS)('rolling deploy under load, host worker killed right after
   await expectDeployedV2(f, result, seen);
 });
 
+// The later boundaries of the same deploy (the test.each above kills after the first call of each type): the
+// second instance's start, gate, switch and the stop of the second old one, then the final inspection. One
+// deploy, five crashes in a row: each host worker dies right after the next of these calls (counted from its
+// own start, the retry of its predecessor's call included), and the next one takes over.
+const LATER_CALLS = ['startInstance:2', 'awaitHealthy', 'setUpstream', 'removeInstances', 'listInstances'];
+
+test('rolling deploy under load, host worker killed after each later call in turn (five crashes in one deploy): deployed once, 0 failed requests', async () => {
+  const f = await fixture(['v0', 'v1', 'v2']);
+  await deployedV1(f);
+  const load = startLoad(f.nginx.url);
+  let handle: WorkflowHandle | undefined;
+  for (const [i, step] of LATER_CALLS.entries()) {
+    const crashing = await worker(f, 'host', step);
+    handle ??= await startDeploy(f, f.image('v2'));
+    expect([i, step, await killed(crashing)]).toEqual([i, step, null]);
+  }
+  await worker(f, 'host');
+  const result = await outcome(handle!);
+  const seen = await load.stop();
+  console.log(`host worker killed after ${LATER_CALLS.join(', ')}: ${JSON.stringify(seen)}`);
+  await expectDeployedV2(f, result, seen);
+});
+
 // The runbook worker's own activity in a successful deploy (sendEmail, its other one, only runs on failure: below).
 test('rolling deploy under load, runbook worker killed right after deploySettings: deployed once, 0 failed requests', async () => {
   const f = await fixture(['v0', 'v1', 'v2']);
