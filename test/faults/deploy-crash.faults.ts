@@ -28,7 +28,7 @@ import { useDevServer } from '../support/temporal';
  * load has its Docker-host worker SIGKILLed right after each activity it runs (RUNBOOKS_CRASH_AFTER: the side
  * effect happened, Temporal never heard of it), its runbook worker killed after its own activity, and the host
  * worker killed by the test in the middle of a health gate; a failing deploy (an image whose health check
- * fails) is killed right after each rollback activity. A healthy worker then finishes the run, and what users
+ * fails) is killed right after its rollback steps (the failed instance removed, the upstream back, the email). A healthy worker then finishes the run, and what users
  * see must be as if nothing had happened: 0 failed requests, exactly the expected containers (no duplicate,
  * no orphan), nginx serving one version, the rollback target's image kept, the failure email once.
  */
