@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import nodemailer from 'nodemailer';
 import { type Config } from '../config/schema';
 import { redact, resolveSecret } from '../config/secrets';
+import { withSentLog } from './sent-log';
 
 export interface EmailMessage {
   /** Stable per logical message (e.g. workflowId/runId/purpose): becomes the Message-ID. */
@@ -13,7 +14,8 @@ export interface EmailMessage {
   to?: string[];
 }
 
-export type EmailResult = { sent: true; messageId: string; accepted: string[] } | { sent: false; reason: string };
+/** `earlier`: an earlier attempt sent it (notifications.sentLog), nothing was sent now (accepted is then unknown: []). */
+export type EmailResult = { sent: true; messageId: string; accepted: string[]; earlier?: true } | { sent: false; reason: string };
 
 export function messageIdFor(key: string): string {
   return `<${createHash('sha256').update(key).digest('hex').slice(0, 40)}@durable-runbooks>`;
@@ -51,4 +53,18 @@ export async function sendEmail(config: Config, msg: EmailMessage): Promise<Emai
   } finally {
     transport.close();
   }
+}
+
+/**
+ * The sendEmail activity: once per idempotency key when notifications.sentLog is configured (a retry after
+ * the worker died between the SMTP server's "accepted" and Temporal hearing of it finds the entry and sends
+ * nothing); without a sent-log, every attempt sends, with the same Message-ID.
+ */
+export async function sendEmailOnce(config: Config, msg: EmailMessage): Promise<EmailResult> {
+  let result: EmailResult | undefined;
+  const r = await withSentLog(config, msg.idempotencyKey, async () => {
+    result = await sendEmail(config, msg);
+    return result.sent ? { ref: result.messageId, delivered: true } : { delivered: false };
+  });
+  return result ?? { sent: true, messageId: r.ref ?? messageIdFor(msg.idempotencyKey), accepted: [], earlier: true };
 }

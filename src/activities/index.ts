@@ -16,7 +16,7 @@ import {
   watchInstance,
 } from './deploy';
 import { type RestartContainersInput, type StartContainersInput, type StopContainersInput, restartContainers, startContainers, stopContainers } from './docker';
-import { type EmailMessage, sendEmail } from './email';
+import { type EmailMessage, sendEmailOnce } from './email';
 import { type DumpPostgresInput, dumpPostgres } from './postgres';
 import { heartbeating } from './process';
 import {
@@ -63,8 +63,9 @@ export function createActivities({ config }: Deps) {
     pruneBackups: heartbeating((input: PruneBackupsInput) =>
       pruneDirectory(targetDir(config.backups.root, input.target), config.backups.retention, new Date(input.now), input.dryRun),
     ),
-    // Idempotent by idempotencyKey: every attempt carries the same Message-ID (SMTP itself cannot dedupe).
-    sendEmail: heartbeating((msg: EmailMessage) => sendEmail(config, msg)),
+    // Idempotent by idempotencyKey: with notifications.sentLog a retry finds the earlier send and sends nothing;
+    // without it every attempt carries the same Message-ID (SMTP itself cannot dedupe).
+    sendEmail: heartbeating((msg: EmailMessage) => sendEmailOnce(config, msg)),
     // Idempotent by idempotencyKey: kept in the message's metadata; a retry finds the earlier post and returns it.
     postSlackMessage: heartbeating((input: SlackPostInput) => postSlackMessage(config, input)),
     // Idempotent by (channel, ts): an update replaces the whole message.
