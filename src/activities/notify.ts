@@ -5,8 +5,7 @@ import { type Config, DEFAULT_POLICIES, type NotifyChannel, type Severity, durat
 import { redact, resolveSecret } from '../config/secrets';
 import type { Contact, PolicySnapshot } from '../workflows/incident-definitions';
 import { signAckLink } from './ack-link';
-import { sendEmail } from './email';
-import { withSentLog } from './sent-log';
+import { sendEmailOnce } from './email';
 import { postSlackMessage, slackConfig, updateSlackMessage } from './slack';
 
 /**
@@ -55,23 +54,13 @@ function escapeHtml(s: string): string {
 export async function notify(config: Config, n: NotifyInput): Promise<NotifyResult> {
   switch (n.channel) {
     case 'email':
-      return sentOnce(config, n, () => notifyEmail(config, n));
+      return notifyEmail(config, n);
     case 'slack':
       return notifySlack(config, n);
     case 'sms':
       // The provider's message list is the SMS sent-log (see notifySms); no second one needed.
       return notifySms(config, n);
   }
-}
-
-/** SMTP cannot refuse a duplicate and cannot be asked what it got: the sent-log remembers (Slack and SMS look theirs up). */
-async function sentOnce(config: Config, n: NotifyInput, send: () => Promise<NotifyResult>): Promise<NotifyResult> {
-  let result: NotifyResult | undefined;
-  const r = await withSentLog(config, n.idempotencyKey, async () => {
-    result = await send();
-    return { ref: result.ref, delivered: result.delivered };
-  });
-  return result ?? { channel: n.channel, delivered: true, ref: r.ref };
 }
 
 async function notifyEmail(config: Config, n: NotifyInput): Promise<NotifyResult> {
@@ -100,7 +89,8 @@ async function notifyEmail(config: Config, n: NotifyInput): Promise<NotifyResult
       .join('') +
     '</table>' +
     (ackLink ? `<p><a href="${escapeHtml(ackLink)}">Acknowledge this incident</a></p>` : '');
-  const r = await sendEmail(config, { idempotencyKey: n.idempotencyKey, subject: subject(n), text: lines.join('\n'), html, to: [person.email] });
+  // SMTP cannot refuse a duplicate and cannot be asked what it got: the sent-log remembers (Slack and SMS look theirs up).
+  const r = await sendEmailOnce(config, { idempotencyKey: n.idempotencyKey, subject: subject(n), text: lines.join('\n'), html, to: [person.email] });
   return r.sent ? { channel: 'email', delivered: true, ref: r.messageId } : { channel: 'email', delivered: false, skipped: r.reason };
 }
 
