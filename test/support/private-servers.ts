@@ -1,12 +1,11 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client, Connection } from '@temporalio/client';
 import { parse, stringify } from 'yaml';
-import { type RunningTemporal, alive, freePort, startTemporal, stopPid } from '../../src/client/local-servers';
+import { type RunningTemporal, alive, freePort, portOpen, startTemporal, stopPid } from '../../src/client/local-servers';
 import { servers, tempDir } from './servers';
 import { testCodec } from './temporal';
 import { trackPid, untrackPid } from './tracked-pids';
@@ -84,17 +83,6 @@ export interface PrivateRedis {
   /** Stop the server by pid (SIGTERM), stay down `downMs`, start it again on the same port and ACL file. */
   outage(downMs: number): Promise<Downtime>;
   stop(): Promise<void>;
-}
-
-async function portOpen(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect(port, '127.0.0.1');
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
 }
 
 /**
