@@ -53,7 +53,9 @@ test.each(STEPS)('killed right after %s: one incident, the container restarted o
     const since = Date.now();
     crashing = await startWorkerProcess(file, { RUNBOOKS_CRASH_AFTER: step });
     const watch = await client.workflow.start('healthWatch', { taskQueue, workflowId: uniqueName('health-watch'), args: [{}] });
-    const code = await Promise.race([crashing.exited, new Promise((r) => setTimeout(() => r('still running'), 120_000))]);
+    let timer: NodeJS.Timeout | undefined;
+    const code = await Promise.race([crashing.exited, new Promise((r) => (timer = setTimeout(() => r('still running after 120 s'), 120_000)))]);
+    clearTimeout(timer); // no timer left to keep Jest alive after the run
     expect(code).toBeNull(); // killed by SIGKILL: the crash really happened after `step`
     healthy = await startWorkerProcess(file);
 

@@ -94,7 +94,9 @@ async function drillThroughCrash(d: Drill, file: string, step: string): Promise<
   let healthy: WorkerProcess | undefined;
   try {
     const handle = await startDrill(d, file);
-    const code = await Promise.race([crashing.exited, new Promise((r) => setTimeout(() => r('still running'), 120_000))]);
+    let timer: NodeJS.Timeout | undefined;
+    const code = await Promise.race([crashing.exited, new Promise((r) => (timer = setTimeout(() => r('still running after 120 s'), 120_000)))]);
+    clearTimeout(timer); // no timer left to keep Jest alive after the run
     expect(code).toBeNull(); // killed by SIGKILL: the crash really happened after `step`
     healthy = await startWorkerProcess(file);
     const result = await (handle.result() as Promise<DrillResult>).catch((e: unknown) => e as Error);
