@@ -1,4 +1,5 @@
 import { readFile, statfs } from 'node:fs/promises';
+import { Context } from '@temporalio/activity';
 import { type Config, type Severity, durationMs } from '../config/schema';
 import { redact } from '../config/secrets';
 import { connectClient } from '../client/connection';
@@ -127,6 +128,9 @@ export interface RaiseIncidentsInput {
 
 /** Failing checks open (or join) their incident; recovered ones resolve theirs. */
 export async function raiseIncidents(config: Config, input: RaiseIncidentsInput): Promise<{ opened: string[]; resolved: string[] }> {
+  // Keyed by the health-watch run: a retry of this activity signals the same firing, which the incident counts once.
+  const run = Context.current().info.workflowExecution;
+  const key = run ? `${run.workflowId}/${run.runId}` : undefined;
   const { client, close } = await connectClient(config);
   try {
     const opened: string[] = [];
@@ -135,7 +139,7 @@ export async function raiseIncidents(config: Config, input: RaiseIncidentsInput)
         client,
         config,
         { fingerprint: f.check, title: `${f.check} failing`, severity: f.severity, description: f.detail, source: 'health-watch' },
-        { summary: f.detail },
+        { summary: f.detail, key },
       );
       opened.push(r.workflowId);
     }

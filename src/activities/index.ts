@@ -133,7 +133,7 @@ export function createActivities({ config }: Deps) {
     notify: heartbeating((input: NotifyInput) => notify(config, input)),
     // Idempotent: probes only read.
     runHealthChecks: heartbeating((input: HealthCheckInput) => runHealthChecks(config, input)),
-    // Idempotent by incident id incident/<fingerprint>: signal-with-start joins a running incident; resolving twice is a no-op.
+    // Idempotent by incident id incident/<fingerprint>: signal-with-start joins a running incident (a retry's firing, keyed by the health-watch run, counts once); resolving twice is a no-op.
     raiseIncidents: heartbeating((input: RaiseIncidentsInput) => raiseIncidents(config, input)),
     // RB-03 remediation ladder.
     // Idempotent: reads config only.

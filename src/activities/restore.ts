@@ -154,22 +154,31 @@ async function existing(c: pg.Client, names: string[]): Promise<Set<string>> {
 }
 
 const DONE_COMMENT = (backupId: string): string => `durable-runbooks: restored from ${backupId}`;
+/** The mark's measured pg_restore time (ms) when the comment marks a complete copy of this backup, else undefined. */
+function doneMs(comment: string | null | undefined, backupId: string): number | undefined {
+  const mark = DONE_COMMENT(backupId);
+  if (comment === mark) return 0; // marked by a worker that did not record the time
+  const m = comment?.startsWith(`${mark} in `) ? /^(\d+) ms$/.exec(comment.slice(mark.length + 4)) : null;
+  return m ? Number(m[1]) : undefined;
+}
 
-// Idempotent by plan.asideDb: a copy marked complete is kept; anything else under that name is rebuilt.
+// Idempotent by plan.asideDb: a copy marked complete is kept (with the restore time the mark recorded, so a
+// drill's RTO survives a lost reply); anything else under that name is rebuilt.
 export async function restoreAside(config: Config, plan: RestorePlan): Promise<{ durationMs: number; reused: boolean }> {
   const ctx = Context.current();
   const started = Date.now();
-  const done = await admin(config, plan.target, async (c) => {
+  const doneIn = await admin(config, plan.target, async (c) => {
     const r = await c.query<{ comment: string | null }>(
       'SELECT shobj_description(oid, $2) AS comment FROM pg_database WHERE datname = $1',
       [plan.asideDb, 'pg_database'],
     );
-    if (r.rows[0]?.comment === DONE_COMMENT(plan.backup.id)) return true;
+    const ms = r.rows[0] ? doneMs(r.rows[0].comment, plan.backup.id) : undefined;
+    if (ms !== undefined) return ms;
     await c.query(`DROP DATABASE IF EXISTS ${quoteIdent(plan.asideDb)} WITH (FORCE)`);
     await c.query(`CREATE DATABASE ${quoteIdent(plan.asideDb)}`);
-    return false;
+    return undefined;
   });
-  if (done) return { durationMs: 0, reused: true };
+  if (doneIn !== undefined) return { durationMs: doneIn, reused: true };
 
   const { db, field } = findDatabase(config, plan.target);
   const file = backupPath(config, plan);
@@ -185,8 +194,9 @@ export async function restoreAside(config: Config, plan: RestorePlan): Promise<{
       'PgRestoreFailed',
     );
   }
-  await admin(config, plan.target, (c) => c.query(`COMMENT ON DATABASE ${quoteIdent(plan.asideDb)} IS ${pgLiteral(DONE_COMMENT(plan.backup.id))}`));
-  return { durationMs: Date.now() - started, reused: false };
+  const durationMs = Date.now() - started;
+  await admin(config, plan.target, (c) => c.query(`COMMENT ON DATABASE ${quoteIdent(plan.asideDb)} IS ${pgLiteral(`${DONE_COMMENT(plan.backup.id)} in ${durationMs} ms`)}`));
+  return { durationMs, reused: false };
 }
 
 function pgLiteral(s: string): string {

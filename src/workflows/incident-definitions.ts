@@ -92,6 +92,8 @@ export interface IncidentState {
   reassignments: number;
   snoozedUntil?: number;
   firings: number;
+  /** The key of the last firing counted (AlertFiring.key). */
+  lastFiringKey?: string;
   slack?: { channel: string; ts: string };
   timeline: TimelineEntry[];
 }
@@ -132,6 +134,8 @@ export interface NoteRequest {
 export interface AlertFiring {
   startsAt?: string;
   summary?: string;
+  /** Who fired, once (e.g. the health-watch run): the same key again is a retry of that firing, not a new one. */
+  key?: string;
 }
 
 export interface AlertResolved {

@@ -206,6 +206,8 @@ export async function incident(input: IncidentInput): Promise<IncidentOutcome> {
     },
   });
   setHandler(alertFiringSignal, (a) => {
+    if (a.key !== undefined && a.key === s.lastFiringKey) return; // the same firing signalled again by a retried activity
+    s.lastFiringKey = a.key;
     s.firings++;
     if (s.firings > 1) record('alert firing', input.source, a.summary ?? 'fired again');
   });
