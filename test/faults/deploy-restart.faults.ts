@@ -1,11 +1,10 @@
 import { readFileSync } from 'node:fs';
-import { type Client, type Connection } from '@temporalio/client';
 import { execa } from 'execa';
 import { parse, stringify } from 'yaml';
 import { parseUpstream } from '../../src/activities/deploy';
 import { type DeployResult, type DeployStatus } from '../../src/workflows/deploy';
 import { buildAppImage, deployTargets, freePortRange, serviceContainers, startLoad, startNginx, stopLoads, versionsSeen } from '../support/deploy-fixture';
-import { type PrivateTemporal, clientOf, privateTemporal } from '../support/private-servers';
+import { usePrivateTemporal } from '../support/private-servers';
 import { type WorkerProcess, startWorkerProcess, writeConfigFile } from '../support/processes';
 import { servers, tempDir, testConfig, uniqueName } from '../support/servers';
 import { activitySpan, retriedActivities } from '../support/wait';
@@ -20,18 +19,8 @@ import { activitySpan, retriedActivities } from '../support/wait';
 const DOWN_MS = Number(process.env.FAULT_TEMPORAL_DOWN_MS ?? 20_000);
 const dockerHost = servers().docker.host;
 
-let temporal: PrivateTemporal;
-let client: Client;
-let connection: Connection;
-beforeAll(async () => {
-  temporal = await privateTemporal();
-  ({ client, connection } = await clientOf(temporal.address));
-});
-afterAll(async () => {
-  await stopLoads();
-  await connection?.close();
-  await temporal?.stop();
-});
+const priv = usePrivateTemporal();
+afterAll(() => stopLoads());
 
 test('rolling deploy under load, Temporal down 20 s during a health gate: deployed once, 0 failed requests, only v2 serves', async () => {
   const host = uniqueName('h');
@@ -46,12 +35,12 @@ test('rolling deploy under load, Temporal down 20 s during a health gate: deploy
   const nginx = await startNginx(tempDir('nginx'));
   const taskQueue = uniqueName('deployr');
   const raw = parse(testConfig({ taskQueue }).yaml);
-  raw.temporal.address = temporal.address;
+  raw.temporal.address = priv.temporal.address;
   raw.targets = { ...raw.targets, ...deployTargets([{ name: host, dockerHost }], [{ name: service, host, nginx, ports: await freePortRange(4), minHealthy: '3s' }]) };
   const file = writeConfigFile(stringify(raw));
   const workers: WorkerProcess[] = [];
   const start = (img: string, extra: Record<string, unknown> = {}) =>
-    client.workflow.start('deploy', {
+    priv.client.workflow.start('deploy', {
       taskQueue,
       workflowId: `deploy/${service}`,
       args: [{ service, image: img, strategy: 'rolling', canaryPercent: 10, canaryWindow: '30s', maxErrorPercent: 5, maxP95Ms: 2000, backup: false, ...extra }],
@@ -69,7 +58,7 @@ test('rolling deploy under load, Temporal down 20 s during a health gate: deploy
       status = await handle.query<DeployStatus>('status');
     }
     expect(status).toMatchObject({ state: 'running', step: expect.stringMatching(/^health gate \d+$/) });
-    const down = await temporal.restart(DOWN_MS);
+    const down = await priv.temporal.restart(DOWN_MS);
     const result = (await handle.result()) as DeployResult;
     const seen = await load.stop();
     const span = await activitySpan(handle, 'awaitHealthy');
@@ -84,7 +73,7 @@ test('rolling deploy under load, Temporal down 20 s during a health gate: deploy
     expect(parseUpstream(readFileSync(nginx.upstreamFile, 'utf8')).map((s) => s.port).sort()).toEqual(ports);
     expect(await versionsSeen(nginx.url, 50)).toEqual({ [tag('v2')]: 50 });
     const runs = [];
-    for await (const r of client.workflow.list({ query: `WorkflowId = 'deploy/${service}'` })) runs.push(r.status.name);
+    for await (const r of priv.client.workflow.list({ query: `WorkflowId = 'deploy/${service}'` })) runs.push(r.status.name);
     expect(runs).toEqual(['COMPLETED', 'COMPLETED']); // the v1 deploy and this one: no second run of either
     // The gate that was cut is one step in the timeline, not two.
     expect((await handle.query<DeployStatus>('status')).timeline.filter((s) => s.step === status.step)).toHaveLength(1);

@@ -1,11 +1,11 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { type Client, type Connection, type WorkflowHandle } from '@temporalio/client';
+import { type WorkflowHandle } from '@temporalio/client';
 import { type BackupResult } from '../../src/workflows/backup';
 import { type RestoreOutcome } from '../../src/workflows/restore-database';
 import { type RotationResult } from '../../src/workflows/rotate-secrets';
 import { assertOneCleanBackup, backupFixture, restoresTo } from '../support/backup-checks';
-import { type Downtime, type PrivateTemporal, clientOf, onTemporal, privateTemporal } from '../support/private-servers';
+import { type Downtime, onTemporal, usePrivateTemporal } from '../support/private-servers';
 import { runCli, startWorkerProcess, writeConfigFile } from '../support/processes';
 import { backedUpAndDamaged, databasesLike, restoreFixture, safetySnapshots, serviceContainer } from '../support/restore-fixture';
 import { REPO, authLoop, containerStarts, pgLogin, readEnv, rotationFixture } from '../support/rotation-fixture';
@@ -26,22 +26,12 @@ import { activitySpan, retriedActivities, waitForStep, waitUntil } from '../supp
 // FAULT_TEMPORAL_DOWN_MS=5000 checks the gentler case (the attempt outlives the restart; also passes).
 const DOWN_MS = Number(process.env.FAULT_TEMPORAL_DOWN_MS ?? 20_000);
 
-let temporal: PrivateTemporal;
-let client: Client;
-let connection: Connection;
-beforeAll(async () => {
-  temporal = await privateTemporal();
-  ({ client, connection } = await clientOf(temporal.address));
-});
-afterAll(async () => {
-  await connection?.close();
-  await temporal?.stop();
-});
+const priv = usePrivateTemporal();
 
 /** Exactly one run with this id, and it completed (no second run, no continue-as-new, no reset). */
 async function completedOnce(workflowId: string): Promise<void> {
   const runs = [];
-  for await (const r of client.workflow.list({ query: `WorkflowId = '${workflowId}'` })) runs.push(r.status.name);
+  for await (const r of priv.client.workflow.list({ query: `WorkflowId = '${workflowId}'` })) runs.push(r.status.name);
   expect(runs).toEqual(['COMPLETED']);
 }
 
@@ -54,14 +44,14 @@ async function expectInStep(handle: WorkflowHandle, activityType: string, down: 
 }
 
 test('backup: Temporal restarted mid-dump; one backup, checksum good, restores to the source rows', async () => {
-  const f = await backupFixture(300_000, (y) => onTemporal(y, temporal.address));
+  const f = await backupFixture(300_000, (y) => onTemporal(y, priv.temporal.address));
   const worker = await startWorkerProcess(f.file);
   const workflowId = `backup/${f.target}/temporal-restart`;
   try {
     expect((await runCli(['--config', f.file, 'start', 'backup', '-p', `target=${f.target}`, '--id', workflowId])).exitCode).toBe(0);
-    const handle = client.workflow.getHandle(workflowId);
+    const handle = priv.client.workflow.getHandle(workflowId);
     await waitUntil('pg_dump running', () => heartbeatPid(handle, 'dumpPostgres'), 60_000, 50);
-    const down = await temporal.restart(DOWN_MS);
+    const down = await priv.temporal.restart(DOWN_MS);
     const result: BackupResult = await handle.result();
     await expectInStep(handle, 'dumpPostgres', down);
     assertOneCleanBackup(f.root, f.target, result);
@@ -77,16 +67,16 @@ test('RB-01 restore: Temporal restarted while restore-aside runs; production hol
   try {
     const size = { customers: 60_000, ordersPerCustomer: 10 };
     const f = await restoreFixture({ service, size, checks: [{ table: 'orders', minRows: 600_000 }] });
-    const file = writeConfigFile(onTemporal(f.yaml, temporal.address));
+    const file = writeConfigFile(onTemporal(f.yaml, priv.temporal.address));
     await backedUpAndDamaged(f, file);
     const damaged = await fingerprint(f.db);
     const worker = await startWorkerProcess(file);
     try {
       expect((await runCli(['--config', file, 'start', 'restore', '-p', `target=${f.target}`, '-p', 'reason=temporal restart'])).exitCode).toBe(0);
-      const handle = client.workflow.getHandle(`restore/${f.target}`);
+      const handle = priv.client.workflow.getHandle(`restore/${f.target}`);
       await waitForStep(handle, 'restore aside');
       await waitUntil('pg_restore running', () => heartbeatPid(handle, 'restoreAside'), 60_000, 50);
-      const down = await temporal.restart(DOWN_MS);
+      const down = await priv.temporal.restart(DOWN_MS);
       const result = (await handle.result()) as RestoreOutcome;
       await expectInStep(handle, 'restoreAside', down);
       if (result.outcome !== 'restored') throw new Error(result.outcome);
@@ -96,7 +86,7 @@ test('RB-01 restore: Temporal restarted while restore-aside runs; production hol
       expect(safetySnapshots(f.yaml, f.target)).toEqual([result.safetySnapshot.file, `${result.safetySnapshot.id}.manifest.json`].sort());
       expect(await service.running()).toBe(true);
       await completedOnce(handle.workflowId);
-      await client.workflow.getHandle(result.dropWorkflowId).terminate('test over');
+      await priv.client.workflow.getHandle(result.dropWorkflowId).terminate('test over');
     } finally {
       await worker.stop();
     }
@@ -108,14 +98,14 @@ test('RB-01 restore: Temporal restarted while restore-aside runs; production hol
 
 test('RB-02 rotation: Temporal restarted while consumers restart; one rotation, no failed login, one GitHub PUT', async () => {
   const f = await rotationFixture({ slowConsumer: true });
-  const file = writeConfigFile(onTemporal(f.yaml, temporal.address));
+  const file = writeConfigFile(onTemporal(f.yaml, priv.temporal.address));
   const worker = await startWorkerProcess(file);
   const since = Date.now();
   try {
     const loop = authLoop(f);
-    const handle = await client.workflow.start('rotateSecrets', { taskQueue: f.taskQueue, workflowId: `rotate/${f.dbSet}`, args: [{ set: f.dbSet }] });
+    const handle = await priv.client.workflow.start('rotateSecrets', { taskQueue: f.taskQueue, workflowId: `rotate/${f.dbSet}`, args: [{ set: f.dbSet }] });
     await waitForStep(handle, 'restart consumers');
-    const down = await temporal.restart(DOWN_MS);
+    const down = await priv.temporal.restart(DOWN_MS);
     const result = (await handle.result()) as RotationResult;
     await expectInStep(handle, 'restartConsumers', down);
     expect((await loop.stop()).failures).toEqual([]);

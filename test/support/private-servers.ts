@@ -68,6 +68,33 @@ export async function clientOf(address: string): Promise<{ client: Client; conne
   return { client: new Client({ connection, namespace: 'default', dataConverter: { payloadCodecs: [testCodec()] } }), connection };
 }
 
+/**
+ * A private Temporal server for the whole test file, with a client on it (the tests' codec); stopped by pid
+ * after the file. Read `temporal` and `client` inside tests (they are set in beforeAll).
+ */
+export function usePrivateTemporal(): { readonly temporal: PrivateTemporal; readonly client: Client } {
+  let temporal: PrivateTemporal | undefined;
+  let conn: { client: Client; connection: Connection } | undefined;
+  beforeAll(async () => {
+    temporal = await privateTemporal();
+    conn = await clientOf(temporal.address);
+  });
+  afterAll(async () => {
+    await conn?.connection.close();
+    await temporal?.stop();
+  });
+  return {
+    get temporal(): PrivateTemporal {
+      if (!temporal) throw new Error('usePrivateTemporal: only inside tests');
+      return temporal;
+    },
+    get client(): Client {
+      if (!conn) throw new Error('usePrivateTemporal: only inside tests');
+      return conn.client;
+    },
+  };
+}
+
 /** A test config (YAML) pointed at a private Temporal server. */
 export function onTemporal(yaml: string, address: string): string {
   const raw = parse(yaml);
