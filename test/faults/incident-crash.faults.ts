@@ -12,6 +12,7 @@ import { testConfig, uniqueName } from '../support/servers';
 import { type FakeSlack, startFakeSlack } from '../support/slack-api';
 import { type FakeSms, startFakeSms } from '../support/sms-api';
 import { parseMail, startSmtp } from '../support/smtp';
+import { waitUntil } from '../support/wait';
 
 /**
  * WF-08 under crashes (`npm run test:faults`): the worker SIGKILLed right after a notification went out, and
@@ -67,16 +68,6 @@ function incidentConfig(address?: string): { yaml: string; config: Config } {
   };
   const text = stringify(raw);
   return { yaml: text, config: parseConfig(text, 'faults.yaml') };
-}
-
-async function waitUntil<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 120_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
 }
 
 /** Every notification of the three levels, each exactly once. */
