@@ -7,7 +7,7 @@ export interface HttpProbe {
   detail: string;
 }
 
-/** GET `url` once (the body is read and dropped). `timeout` is shown as given ("10s") in the detail. */
+/** GET `url` once (the body is read and dropped). `timeout` is shown as given ("10s") in the detail, else as "10 s". */
 export async function probeHttp(url: string, timeoutMs: number, opts: { redirect?: 'follow' | 'manual'; timeout?: string } = {}): Promise<HttpProbe> {
   const t0 = Date.now();
   try {
@@ -17,7 +17,8 @@ export async function probeHttp(url: string, timeoutMs: number, opts: { redirect
     return { status: res.status, ms, detail: `HTTP ${res.status} in ${ms} ms` };
   } catch (err) {
     const e = err as Error;
-    const why = e.name === 'TimeoutError' ? `no answer within ${opts.timeout ?? `${timeoutMs} ms`}` : ((e.cause as Error | undefined)?.message ?? e.message);
+    const given = opts.timeout ?? (timeoutMs % 1000 === 0 ? `${timeoutMs / 1000} s` : `${timeoutMs} ms`);
+    const why = e.name === 'TimeoutError' ? `no answer within ${given}` : ((e.cause as Error | undefined)?.message ?? e.message);
     return { ms: Date.now() - t0, detail: why };
   }
 }

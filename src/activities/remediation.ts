@@ -52,7 +52,7 @@ export async function containerCpu(input: { dockerHost: string; containers: stri
 /** GET the service's health URL; throws (so the activity retries, bounded) until it answers 2xx. */
 export async function checkServiceHealth(input: { url?: string }): Promise<{ status: number } | { skipped: true }> {
   if (!input.url) return { skipped: true };
-  const r = await probeHttp(input.url, 10_000, { timeout: '10 s' });
+  const r = await probeHttp(input.url, 10_000);
   if (r.status === undefined || r.status < 200 || r.status >= 300) throw new Error(`${input.url}: ${r.status === undefined ? r.detail : `HTTP ${r.status}`}`);
   return { status: r.status };
 }

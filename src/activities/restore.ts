@@ -354,7 +354,7 @@ export async function checkProductionHealth(config: Config, plan: RestorePlan): 
   const results = await runChecks(config, plan.target, plan.database, plan.checks);
   for (const s of plan.services) {
     if (!s.healthUrl) continue;
-    const r = await probeHttp(s.healthUrl, 10_000, { timeout: '10 s' });
+    const r = await probeHttp(s.healthUrl, 10_000);
     const ok = r.status !== undefined && r.status >= 200 && r.status < 300;
     results.push({ check: `${s.name} ${s.healthUrl}`, ok, detail: r.status === undefined ? r.detail : `HTTP ${r.status}` });
   }
