@@ -20,6 +20,7 @@ import { type WorkerProcess, startWorkerProcess, writeConfigFile } from '../supp
 import { servers, tempDir, testConfig, uniqueName } from '../support/servers';
 import { parseMail, startSmtp } from '../support/smtp';
 import { useDevServer } from '../support/temporal';
+import { expectCutMidStep } from '../support/wait';
 
 /**
  * The zero-downtime deploy (WF-11) under crashes, `npm run test:faults`. Real components only: the shared
@@ -253,12 +254,16 @@ test.each(['host', 'runbook'] as const)('%s worker SIGKILLed by the test in the 
   expect(status).toMatchObject({ state: 'running', step: expect.stringMatching(/^health gate \d+$/) });
   const victim = kind === 'host' ? host : runbook;
   await victim.kill();
+  const killedAt = Date.now();
   expect(await victim.exited).toBeNull();
   await worker(f, kind);
   const result = await outcome(handle);
   const seen = await load.stop();
   console.log(`${kind} worker killed mid-gate (${status.step}): ${JSON.stringify(seen)}`);
   await expectDeployedV2(f, result, seen);
+  // The kill fell inside the gate (scheduled before, closed after); the host worker's gate ran again, the runbook
+  // worker's death did not cut the activity (it runs on the host worker).
+  await expectCutMidStep(handle, 'awaitHealthy', killedAt, { retried: kind === 'host' });
   // The step was cut, not repeated: one record of it in the timeline.
   expect((await handle.query<DeployStatus>('status')).timeline.filter((s) => s.step === status.step)).toHaveLength(1);
 });

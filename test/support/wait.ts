@@ -63,3 +63,28 @@ export async function activitySpan(handle: WorkflowHandle, activityType: string)
   if (!closed) throw new Error(`${activityType} of ${handle.workflowId} never closed`);
   return { scheduledAt: eventMs(scheduled.eventTime), closedAt: eventMs(closed.eventTime) };
 }
+
+/**
+ * Proof that a fault cut a step in the middle, not at a boundary: an activity of this type was scheduled before
+ * the fault and closed after it, and, with `retried` (the default), the history's started event of that activity
+ * says attempt ≥ 2: the attempt that was running when the fault hit never finished, and the step ran again.
+ * Callers also show that the first attempt was running at the fault (its heartbeat pid was alive).
+ */
+export async function expectCutMidStep(handle: WorkflowHandle, activityType: string, faultAt: number, opts: { retried?: boolean } = {}): Promise<void> {
+  const events = (await handle.fetchHistory()).events ?? [];
+  const spans = events
+    .filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === activityType)
+    .map((scheduled) => {
+      const id = String(scheduled.eventId);
+      const closed = events.find((e) =>
+        [e.activityTaskCompletedEventAttributes, e.activityTaskFailedEventAttributes, e.activityTaskTimedOutEventAttributes, e.activityTaskCanceledEventAttributes].some(
+          (a) => a && String(a.scheduledEventId) === id,
+        ),
+      );
+      const started = events.find((e) => e.activityTaskStartedEventAttributes && String(e.activityTaskStartedEventAttributes.scheduledEventId) === id);
+      return { scheduledAt: eventMs(scheduled.eventTime), closedAt: closed ? eventMs(closed.eventTime) : Infinity, attempt: started?.activityTaskStartedEventAttributes?.attempt ?? 1 };
+    });
+  const cut = spans.find((s) => s.scheduledAt < faultAt && s.closedAt > faultAt);
+  expect({ activityType, faultAt, cut: cut !== undefined, spans }).toMatchObject({ cut: true });
+  if (opts.retried ?? true) expect(cut!.attempt).toBeGreaterThanOrEqual(2);
+}
