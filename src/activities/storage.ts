@@ -26,7 +26,7 @@ export const manifestSchema = z.object({
   database: z.string().optional(),
   workflowId: z.string().optional(),
   runId: z.string().optional(),
-  /** "safety": taken by a restore just before it replaced the database; never what "latest" means. */
+  /** "safety": taken by a restore just before it replaced the database; never what "latest" means, kept for backups.safetyKeep outside retention. */
   purpose: z.enum(['backup', 'safety']).optional(),
 });
 export type BackupManifest = z.infer<typeof manifestSchema>;
