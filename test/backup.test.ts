@@ -1,4 +1,4 @@
-import { readFileSync, readdirSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { execa } from 'execa';
@@ -11,8 +11,9 @@ import { recordHistory } from './support/histories';
 import { useDevServer, workflowBundle } from './support/temporal';
 
 const dev = useDevServer();
+const modeOf = (p: string): string => (statSync(p).mode & 0o777).toString(8);
 
-test('a PostgreSQL backup restores to identical rows and its manifest checksum matches the file', async () => {
+test('a PostgreSQL backup restores to identical rows and its manifest checksum matches the file; only the worker user can read it', async () => {
   const db = uniqueName('shop');
   await createDatabase(db);
   await seedShop(db);
@@ -20,6 +21,10 @@ test('a PostgreSQL backup restores to identical rows and its manifest checksum m
   const taskQueue = uniqueName('backup');
   const { config } = testConfig({ databases: [db], taskQueue });
   const target = config.targets.databases[0]!.name;
+  // The target's folder as an older version left it (mkdir -p under umask 022), and a worker running under umask 000.
+  const dir = path.join(config.backups.root, target);
+  mkdirSync(dir);
+  chmodSync(dir, 0o755);
 
   const worker = await createRunbookWorker({ config, connection: dev.workerConnection, workflowBundle: await workflowBundle() });
   const handle = await dev.client.workflow.start('backup', {
@@ -27,11 +32,22 @@ test('a PostgreSQL backup restores to identical rows and its manifest checksum m
     workflowId: `backup/${target}/${new Date().toISOString()}`,
     args: [{ target, kind: 'postgres', prune: true }],
   });
-  const result: BackupResult = await worker.runUntil(handle.result());
+  const umask = process.umask(0o000);
+  let result: BackupResult;
+  try {
+    result = await worker.runUntil(handle.result());
+  } finally {
+    process.umask(umask);
+  }
   await recordHistory(handle.workflowId, 'backup-postgres');
 
-  const dir = path.join(config.backups.root, target);
+  // The dump holds every customer row: folder 0700, dump and manifest 0600, whatever the umask.
   const file = path.join(dir, result.manifest.file);
+  expect({ folder: modeOf(dir), dump: modeOf(file), manifest: modeOf(path.join(dir, `${result.backupId}.manifest.json`)) }).toEqual({
+    folder: '700',
+    dump: '600',
+    manifest: '600',
+  });
   expect(createHash('sha256').update(readFileSync(file)).digest('hex')).toBe(result.manifest.sha256);
   expect(result.manifest.sizeBytes).toBe(readFileSync(file).length);
   expect(result.manifest.serverVersion).toMatch(/^\d+\.\d+/);

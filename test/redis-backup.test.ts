@@ -1,4 +1,4 @@
-import { copyFileSync, readFileSync, readdirSync } from 'node:fs';
+import { copyFileSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
 import path from 'node:path';
 import Redis from 'ioredis';
@@ -93,11 +93,19 @@ test('a Redis backup is an RDB a fresh redis-server loads with every key written
 
   const taskQueue = uniqueName('redis-backup');
   const target = uniqueName('cache');
-  const { config } = testConfig({ redis: [target], taskQueue });
+  // A backup root that does not exist yet, and a worker running under umask 000.
+  const parent = tempDir('redis-backups');
+  const { config } = testConfig({ redis: [target], taskQueue, backupRoot: path.join(parent, 'var', 'backups') });
   const workflowId = `backup/${target}/${new Date().toISOString()}`;
   const worker = await createRunbookWorker({ config, connection: workerConnection, workflowBundle: await workflowBundle() });
   const handle = await client.workflow.start('backup', { taskQueue, workflowId, args: [{ target, kind: 'redis', prune: true }] });
-  const result: BackupResult = await worker.runUntil(handle.result());
+  const umask = process.umask(0o000);
+  let result: BackupResult;
+  try {
+    result = await worker.runUntil(handle.result());
+  } finally {
+    process.umask(umask);
+  }
 
   // Changes after the backup must not show up in it: the file is the snapshot, not the live data.
   await shared.set(`${prefix}str:0000`, 'changed-after-backup');
@@ -125,6 +133,13 @@ test('a Redis backup is an RDB a fresh redis-server loads with every key written
   expect(JSON.parse(readFileSync(path.join(dir, `${result.backupId}.manifest.json`), 'utf8'))).toEqual(manifest);
   expect(readdirSync(dir).sort()).toEqual([manifest.file, `${result.backupId}.manifest.json`].sort());
   expect(result.retention).toMatchObject({ kept: [result.backupId], pruned: [] });
+  // Every folder the backup created is 0700 and the RDB copy and its manifest are 0600 (Redis wrote its own dump.rdb 0644).
+  const modeOf = (p: string): string => (statSync(p).mode & 0o777).toString(8);
+  expect({
+    created: [path.join(parent, 'var'), config.backups.root, dir].map(modeOf),
+    rdb: modeOf(file),
+    manifest: modeOf(path.join(dir, `${result.backupId}.manifest.json`)),
+  }).toEqual({ created: ['700', '700', '700'], rdb: '600', manifest: '600' });
 
   // Restore: a second redis-server starts on a copy of the RDB (as dump.rdb in its own folder).
   const restoreDir = tempDir('redis-restore');

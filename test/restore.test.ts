@@ -1,4 +1,4 @@
-import { openSync, readSync, writeSync, closeSync, statSync } from 'node:fs';
+import { openSync, readSync, readdirSync, writeSync, closeSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
 import { type Worker } from '@temporalio/worker';
@@ -101,6 +101,47 @@ test('a damaged database is restored from its backup while its service is stoppe
   } finally {
     await service.remove();
   }
+});
+
+test("a restore's safety snapshot and the backup before it survive the next backup's retention; restoring BY the snapshot's id brings the pre-restore rows back", async () => {
+  // keepLast 2: before safety snapshots had their own TTL, the snapshot took a slot and pushed the restored-from backup out.
+  const f = await fixture((raw) => (raw.backups.retention = { keepLast: 2 }));
+  await damage(f.db);
+  const damaged = await fingerprint(f.db);
+  const file = writeConfigFile(f.yaml);
+  const sorted = (xs: readonly string[]): string[] => [...xs].sort();
+  await withWorker(f.config, async () => {
+    const first = await restore(f);
+    if (first.outcome !== 'restored') throw new Error(`unexpected outcome ${first.outcome}`);
+    await dev.client.workflow.getHandle(first.dropWorkflowId).terminate('test over');
+    const snapshot = first.safetySnapshot.id;
+    expect(await fingerprint(f.db)).toEqual(f.atBackup);
+
+    // The next backup, minutes (here: seconds) after the restore, applies retention.
+    const next: BackupResult = await dev.client.workflow.execute('backup', {
+      taskQueue: f.taskQueue,
+      workflowId: `backup/${f.target}/${Date.now()}`,
+      args: [{ target: f.target, kind: 'postgres', prune: true }],
+    });
+    expect({ kept: sorted(next.retention!.kept), pruned: next.retention!.pruned }).toEqual({
+      kept: sorted([next.backupId, f.backup.backupId, snapshot]),
+      pruned: [],
+    });
+    const onDisk = readdirSync(path.join(f.config.backups.root, f.target)).filter((n) => n.endsWith('.manifest.json'));
+    expect(sorted(onDisk)).toEqual(sorted([next.backupId, f.backup.backupId, snapshot].map((id) => `${id}.manifest.json`)));
+
+    // "That restore was a mistake": the operator restores the snapshot by its id, as `runbook backups` lists it.
+    const listed = await runCli(['--config', file, 'backups', f.target]);
+    expect(listed.stdout).toContain(`${snapshot}  (safety snapshot taken by a restore)`);
+    const undo = await runCli(['--config', file, '--json', 'start', 'restore', '-p', `target=${f.target}`, '-p', `backup=${snapshot}`, '-p', 'reason=undo the restore', '--wait']);
+    expect({ exitCode: undo.exitCode, stderr: undo.stderr }).toEqual({ exitCode: 0, stderr: '' });
+    const [, done] = undo.stdout.split(/\n(?=\{)/).map((x) => JSON.parse(x) as { result: RestoreOutcome });
+    const second = done!.result;
+    if (second.outcome !== 'restored') throw new Error(`unexpected outcome ${second.outcome}`);
+    expect(second.plan.backup.id).toBe(snapshot);
+    expect(await fingerprint(f.db)).toEqual(damaged); // the rows as they were before the first restore
+    await dev.client.workflow.getHandle(second.dropWorkflowId).terminate('test over');
+  });
 });
 
 test('a corrupt backup is refused at validation; production is untouched', async () => {

@@ -2,6 +2,8 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { parse, stringify } from 'yaml';
+import { parseConfig } from '../src/config/load';
 import { type RetentionPolicy } from '../src/config/schema';
 import { type Dated, isoWeekKey, pruneDirectory, selectRetained } from '../src/activities/retention';
 import { type BackupManifest, manifestSchema, writeFileAtomic } from '../src/activities/storage';
@@ -181,6 +183,102 @@ describe('selectRetained (pure policy)', () => {
     expect(sorted(byHour.prune)).toEqual(
       sorted(['shop-2026-11-22T22', 'shop-2026-11-22T23', 'shop-2026-11-23T00', 'shop-2026-11-23T01', 'shop-2026-11-23T02', 'shop-2026-11-23T03']),
     );
+  });
+});
+
+describe('safety snapshots (purpose: safety) are outside the policy', () => {
+  const HOUR_MS = 3_600_000;
+  const SEVEN_DAYS = 7 * DAY_MS;
+  const safety = (id: string, createdAt: string): Dated => ({ id, createdAt, purpose: 'safety' });
+  const byId = (d: { keep: Array<{ id: string }> }): string[] => sorted(d.keep.map((k) => k.id));
+
+  // now = 2026-11-24T03:00Z, safetyKeep 7 d: the cutoff is 2026-11-17T03:00Z.
+  const SAFETY = [
+    safety('shop-prerestore-0000aaaa', '2026-11-24T02:01:30.000Z'), // 90 s after the night's backup: kept
+    safety('shop-prerestore-0000bbbb', '2026-11-17T03:00:01.000Z'), // one second younger than 7 d: kept
+    safety('shop-prerestore-0000cccc', '2026-11-17T02:59:59.000Z'), // one second older than 7 d: pruned
+    safety('shop-prerestore-0000dddd', '2026-06-15T12:00:00.000Z'), // months old, on a monthly GFS slot's day: pruned
+  ];
+  const YOUNG = ['shop-prerestore-0000aaaa', 'shop-prerestore-0000bbbb'];
+  const OLD = ['shop-prerestore-0000cccc', 'shop-prerestore-0000dddd'];
+
+  test('GFS 7/4/12: the real backups kept are the same 20 as without the snapshots; only those younger than 7 d stay', () => {
+    const decision = selectRetained(shuffled([...ALL_DATES.map(backupOf), ...SAFETY]), GFS, NOW, SEVEN_DAYS);
+    expect(byId(decision)).toEqual(sorted([...GFS_KEPT_IDS, ...YOUNG]));
+    expect(sorted(decision.prune)).toEqual(sorted([...GFS_PRUNED_IDS, ...OLD]));
+    const reasons = new Map(decision.keep.map((k) => [k.id, k.reasons.join(' | ')]));
+    // The night's real backup still holds its daily/weekly/monthly slots; the snapshot 90 s newer took none.
+    expect(reasons.get(idOf('2026-11-24'))).toBe('newest | daily 2026-11-24 | weekly 2026-W48 | monthly 2026-11');
+    expect(reasons.get('shop-prerestore-0000aaaa')).toBe('safety snapshot younger than 7d');
+  });
+
+  test('keepLast 2: a snapshot between two backups takes no slot, so the backup before it survives', () => {
+    // The demo's sequence: backup 11-23, a restore's snapshot at 11-24 01:00, the next backup at 11-24 02:00.
+    const backups = [...nightlyDates('2026-11-20').map(backupOf), safety('shop-prerestore-0000eeee', '2026-11-24T01:00:00.000Z')];
+    const decision = selectRetained(shuffled(backups), { keepLast: 2 }, NOW, SEVEN_DAYS);
+    expect(byId(decision)).toEqual(sorted([idOf('2026-11-24'), idOf('2026-11-23'), 'shop-prerestore-0000eeee']));
+    expect(sorted(decision.prune)).toEqual(sorted(['2026-11-20', '2026-11-21', '2026-11-22'].map(idOf)));
+  });
+
+  test('GFS daily 1 (one backup a day): a snapshot taken 90 s before the next backup is not pruned by it', () => {
+    const backups = [backupOf('2026-11-23'), safety('shop-prerestore-0000ffff', '2026-11-24T02:00:00.000Z'), { id: 'shop-next', createdAt: '2026-11-24T02:01:30.000Z' }];
+    const decision = selectRetained(shuffled(backups), { gfs: { daily: 1, weekly: 0, monthly: 0 } }, new Date('2026-11-24T02:01:31Z'), SEVEN_DAYS);
+    expect(byId(decision)).toEqual(sorted(['shop-next', 'shop-prerestore-0000ffff']));
+    expect(decision.prune).toEqual([idOf('2026-11-23')]);
+  });
+
+  test('safetyKeep is its own clock: a short one prunes snapshots that keepDays would keep, a long one keeps what GFS would prune', () => {
+    const backups = [...nightlyDates('2026-11-01').map(backupOf), ...SAFETY];
+    // 1 h: only the snapshot taken 58.5 min before now is young enough; keepDays 30 keeps every real backup.
+    const short = selectRetained(shuffled(backups), { keepDays: 30 }, NOW, HOUR_MS);
+    expect(byId(short)).toEqual(sorted([...nightlyDates('2026-11-01').map(idOf), 'shop-prerestore-0000aaaa']));
+    expect(sorted(short.prune)).toEqual(sorted(['shop-prerestore-0000bbbb', ...OLD]));
+    // 365 d: all four stay although keepLast 1 keeps one real backup.
+    const long = selectRetained(shuffled(backups), { keepLast: 1 }, NOW, 365 * DAY_MS);
+    expect(byId(long)).toEqual(sorted([idOf('2026-11-24'), ...YOUNG, ...OLD]));
+  });
+
+  test('a target whose only backups are old safety snapshots keeps the newest one as its last restore point', () => {
+    const decision = selectRetained(shuffled(SAFETY.filter((b) => OLD.includes(b.id))), GFS, NOW, SEVEN_DAYS);
+    expect(decision.keep).toEqual([{ id: 'shop-prerestore-0000cccc', reasons: ['newest (no other backup)'] }]);
+    expect(decision.prune).toEqual(['shop-prerestore-0000dddd']);
+  });
+
+  test('on disk: pruneDirectory reads purpose from the manifests and deletes only the old snapshot', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'retention-safety-'));
+    try {
+      const write = async (id: string, createdAt: string, purpose?: 'backup' | 'safety'): Promise<void> => {
+        const content = Buffer.from(`PGDMP ${id}\n`);
+        fs.writeFileSync(path.join(dir, `${id}.dump`), content);
+        const manifest = manifestSchema.parse({
+          version: 1, id, target: 'shop', kind: 'postgres', file: `${id}.dump`, format: 'pg_dump-custom', sizeBytes: content.length,
+          sha256: createHash('sha256').update(content).digest('hex'), createdAt, completedAt: createdAt, durationMs: 1, serverVersion: '17.2',
+          ...(purpose ? { purpose } : {}),
+        });
+        await writeFileAtomic(path.join(dir, `${id}.manifest.json`), JSON.stringify(manifest));
+      };
+      await write(idOf('2026-11-22'), createdAtOf('2026-11-22')); // a manifest of an older version: no purpose
+      await write(idOf('2026-11-23'), createdAtOf('2026-11-23'), 'backup');
+      await write('shop-prerestore-0000aaaa', '2026-11-24T01:00:00.000Z', 'safety');
+      await write('shop-prerestore-0000cccc', '2026-11-10T01:00:00.000Z', 'safety');
+      await write(idOf('2026-11-24'), createdAtOf('2026-11-24'), 'backup');
+      const result = await pruneDirectory(dir, { keepLast: 2 }, NOW, false, SEVEN_DAYS);
+      expect(sorted(result.kept)).toEqual(sorted([idOf('2026-11-24'), idOf('2026-11-23'), 'shop-prerestore-0000aaaa']));
+      expect(sorted(result.pruned)).toEqual(sorted([idOf('2026-11-22'), 'shop-prerestore-0000cccc']));
+      expect(fs.readdirSync(dir).sort()).toEqual(
+        sorted([idOf('2026-11-24'), idOf('2026-11-23'), 'shop-prerestore-0000aaaa'].flatMap((id) => [`${id}.dump`, `${id}.manifest.json`])),
+      );
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('backups.safetyKeep defaults to 7d and a bad value is refused naming the field', () => {
+    const example = parse(fs.readFileSync(path.join(__dirname, '..', 'runbooks.example.yaml'), 'utf8')) as { backups: Record<string, unknown> };
+    delete example.backups.safetyKeep;
+    expect(parseConfig(stringify(example), 'example.yaml', '/').backups.safetyKeep).toBe('7d');
+    example.backups.safetyKeep = 'a week';
+    expect(() => parseConfig(stringify(example), 'example.yaml', '/')).toThrow(/backups\.safetyKeep: must be a duration like/);
   });
 });
 

@@ -1,4 +1,4 @@
-import { type Config, type Severity } from '../config/schema';
+import { type Config, type Severity, durationMs } from '../config/schema';
 import {
   type AwaitHealthyInput,
   type HostDeps,
@@ -61,7 +61,13 @@ export function createActivities({ config }: Deps) {
     snapshotRedis: (input: SnapshotRedisInput) => snapshotRedis(config, input),
     // Idempotent by (target folder, now): deleting non-kept backups never changes which are kept; tombstones finish cut deletions.
     pruneBackups: heartbeating((input: PruneBackupsInput) =>
-      pruneDirectory(targetDir(config.backups.root, input.target), config.backups.retention, new Date(input.now), input.dryRun),
+      pruneDirectory(
+        targetDir(config.backups.root, input.target),
+        config.backups.retention,
+        new Date(input.now),
+        input.dryRun,
+        durationMs(config.backups.safetyKeep),
+      ),
     ),
     // Idempotent by idempotencyKey: with notifications.sentLog a retry finds the earlier send and sends nothing;
     // without it every attempt carries the same Message-ID (SMTP itself cannot dedupe).

@@ -9,6 +9,8 @@ import { redact, resolveSecret } from '../config/secrets';
 import { runHeartbeated } from './process';
 import {
   type BackupManifest,
+  createPrivateFile,
+  ensureBackupDir,
   manifestPathFor,
   publishArtifact,
   publishedBackup,
@@ -89,7 +91,7 @@ export async function dumpPostgres(config: Config, input: DumpPostgresInput): Pr
   const ctx = Context.current();
   const { db, field } = findDatabase(config, input.target);
   const dir = targetDir(config.backups.root, db.name);
-  await fs.mkdir(dir, { recursive: true });
+  await ensureBackupDir(dir);
 
   const done = await publishedBackup(dir, input.backupId);
   if (done) return done;
@@ -110,6 +112,8 @@ export async function dumpPostgres(config: Config, input: DumpPostgresInput): Pr
 
   const file = `${input.backupId}.dump`;
   const partial = path.join(dir, `.${input.backupId}.attempt${ctx.info.attempt}.partial`);
+  // pg_dump truncates the file it is given and keeps its mode: created here 0600, the dump is never readable by others.
+  await (await createPrivateFile(partial)).close();
   const started = Date.now();
   const result = await runHeartbeated(pgBin(config, 'pg_dump'), ['--format=custom', '--no-password', '--file', partial], {
     env,

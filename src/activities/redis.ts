@@ -1,6 +1,7 @@
-import { copyFile } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
@@ -9,6 +10,8 @@ import { type Config, type RedisTarget } from '../config/schema';
 import { resolveSecret } from '../config/secrets';
 import {
   type BackupManifest,
+  createPrivateFile,
+  ensureBackupDir,
   manifestPathFor,
   publishArtifact,
   publishedBackup,
@@ -58,7 +61,7 @@ export async function snapshotRedis(config: Config, input: SnapshotRedisInput): 
   const ctx = Context.current();
   const { target, field } = findRedis(config, input.target);
   const dir = targetDir(config.backups.root, target.name);
-  await fs.mkdir(dir, { recursive: true });
+  await ensureBackupDir(dir);
   const file = `${input.backupId}.rdb`;
   const existing = await publishedBackup(dir, input.backupId);
   if (existing) return existing;
@@ -101,7 +104,9 @@ export async function snapshotRedis(config: Config, input: SnapshotRedisInput): 
     const partial = path.join(dir, `.${input.backupId}.attempt${ctx.info.attempt}.partial`);
     let published;
     try {
-      await copyFile(path.join(dataDir, dbfilename), partial);
+      // Not fs.copyFile: it gives the copy the source's mode (often 0644); this file is created 0600.
+      const out = await createPrivateFile(partial);
+      await pipeline(createReadStream(path.join(dataDir, dbfilename)), out.createWriteStream());
       published = await publishArtifact(partial, path.join(dir, file));
     } catch (err) {
       await fs.rm(partial, { force: true });

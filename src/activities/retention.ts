@@ -5,6 +5,8 @@ export interface Dated {
   id: string;
   /** ISO-8601 instant the backup was taken. */
   createdAt: string;
+  /** "safety": a restore's snapshot of the state it replaced; kept by its own TTL, never counted by the policy. */
+  purpose?: 'backup' | 'safety';
 }
 
 export interface RetentionDecision {
@@ -13,6 +15,8 @@ export interface RetentionDecision {
 }
 
 const DAY_MS = 86_400_000;
+/** `backups.safetyKeep`'s default. */
+export const DEFAULT_SAFETY_KEEP_MS = 7 * DAY_MS;
 
 function dayKey(d: Date): string {
   return d.toISOString().slice(0, 10);
@@ -39,10 +43,20 @@ function monthKey(d: Date): string {
  * - gfs: the newest backup of each of the N most recent days / ISO weeks / months that have one
  *   (calendar buckets in UTC; as restic and borg count them, so a missed day does not cost a slot).
  * The newest backup is always kept, so no policy can leave a target without a backup.
+ *
+ * Safety snapshots (`purpose: safety`, taken by a restore) are outside the policy: they take no keepLast or GFS
+ * slot (so they never push a real restore point out) and are kept while younger than `safetyKeepMs`. Only when a
+ * target has no real backup at all is its newest safety snapshot kept past that, as its last restore point.
  */
-export function selectRetained(backups: readonly Dated[], policy: RetentionPolicy, now: Date): RetentionDecision {
+export function selectRetained(
+  backups: readonly Dated[],
+  policy: RetentionPolicy,
+  now: Date,
+  safetyKeepMs: number = DEFAULT_SAFETY_KEEP_MS,
+): RetentionDecision {
   // Instants, not strings: "…02:00:00Z" and "…02:00:00.500Z" do not sort as text does.
-  const sorted = [...backups].sort((a, b) => Date.parse(b.createdAt) - Date.parse(a.createdAt) || b.id.localeCompare(a.id));
+  const all = [...backups].sort((a, b) => Date.parse(b.createdAt) - Date.parse(a.createdAt) || b.id.localeCompare(a.id));
+  const sorted = all.filter((b) => b.purpose !== 'safety');
   const reasons = new Map<string, string[]>();
   const keep = (id: string, why: string): void => {
     const list = reasons.get(id) ?? [];
@@ -50,6 +64,10 @@ export function selectRetained(backups: readonly Dated[], policy: RetentionPolic
     reasons.set(id, list);
   };
 
+  const safetyCutoff = now.getTime() - safetyKeepMs;
+  const safety = all.filter((b) => b.purpose === 'safety');
+  for (const b of safety) if (Date.parse(b.createdAt) > safetyCutoff) keep(b.id, `safety snapshot younger than ${formatSpan(safetyKeepMs)}`);
+  if (!sorted[0] && safety[0]) keep(safety[0].id, 'newest (no other backup)');
   if (sorted[0]) keep(sorted[0].id, 'newest');
   if (policy.keepLast !== undefined) sorted.slice(0, policy.keepLast).forEach((b, i) => keep(b.id, `last ${i + 1}`));
   if (policy.keepDays !== undefined) {
@@ -74,9 +92,17 @@ export function selectRetained(backups: readonly Dated[], policy: RetentionPolic
     }
   }
   return {
-    keep: sorted.filter((b) => reasons.has(b.id)).map((b) => ({ id: b.id, reasons: reasons.get(b.id) ?? [] })),
-    prune: sorted.filter((b) => !reasons.has(b.id)).map((b) => b.id),
+    keep: all.filter((b) => reasons.has(b.id)).map((b) => ({ id: b.id, reasons: reasons.get(b.id) ?? [] })),
+    prune: all.filter((b) => !reasons.has(b.id)).map((b) => b.id),
   };
+}
+
+/** 604800000 → "7d", 5400000 → "90m": the largest unit that divides the span. */
+function formatSpan(ms: number): string {
+  for (const [unit, size] of [['d', DAY_MS], ['h', 3_600_000], ['m', 60_000], ['s', 1000]] as const) {
+    if (ms >= size && ms % size === 0) return `${ms / size}${unit}`;
+  }
+  return `${ms}ms`;
 }
 
 export interface PruneResult {
@@ -92,13 +118,20 @@ export interface PruneResult {
  * a file without one is never deleted. Deleting a non-kept backup never changes which backups
  * are kept, so running this again after a crash deletes nothing more than the first run meant to.
  */
-export async function pruneDirectory(dir: string, policy: RetentionPolicy, now: Date, dryRun = false): Promise<PruneResult> {
+export async function pruneDirectory(
+  dir: string,
+  policy: RetentionPolicy,
+  now: Date,
+  dryRun = false,
+  safetyKeepMs: number = DEFAULT_SAFETY_KEEP_MS,
+): Promise<PruneResult> {
   if (!dryRun) await finishInterruptedDeletions(dir);
   const listing = await listBackups(dir);
   const decision = selectRetained(
-    listing.valid.map((b) => ({ id: b.manifest.id, createdAt: b.manifest.createdAt })),
+    listing.valid.map((b) => ({ id: b.manifest.id, createdAt: b.manifest.createdAt, purpose: b.manifest.purpose })),
     policy,
     now,
+    safetyKeepMs,
   );
   if (!dryRun) for (const id of decision.prune) await deleteBackup(dir, { id });
   return {

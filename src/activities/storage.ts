@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
@@ -26,7 +26,7 @@ export const manifestSchema = z.object({
   database: z.string().optional(),
   workflowId: z.string().optional(),
   runId: z.string().optional(),
-  /** "safety": taken by a restore just before it replaced the database; never what "latest" means. */
+  /** "safety": taken by a restore just before it replaced the database; never what "latest" means, kept for backups.safetyKeep outside retention. */
   purpose: z.enum(['backup', 'safety']).optional(),
 });
 export type BackupManifest = z.infer<typeof manifestSchema>;
@@ -34,16 +34,52 @@ export type BackupManifest = z.infer<typeof manifestSchema>;
 export const MANIFEST_SUFFIX = '.manifest.json';
 const TOMBSTONE_SUFFIX = '.manifest.json.deleting';
 
+/** Backups hold the whole database: only the worker's user may list the folders or read the files. */
+export const BACKUP_DIR_MODE = 0o700;
+export const BACKUP_FILE_MODE = 0o600;
+
 export function targetDir(root: string, target: string): string {
   return path.join(root, target);
+}
+
+/**
+ * Create a target's backup folder 0700 (and any missing parent, whatever the umask) and tighten one that an
+ * older version left 0755. Idempotent: mkdir -p and chmod to a fixed mode.
+ */
+export async function ensureBackupDir(dir: string): Promise<void> {
+  const first = await fs.mkdir(dir, { recursive: true, mode: BACKUP_DIR_MODE });
+  // mkdir's mode is cut by the umask: set it on every folder this call created, from the first one down.
+  if (first) {
+    for (let d = dir; ; d = path.dirname(d)) {
+      await fs.chmod(d, BACKUP_DIR_MODE);
+      if (path.resolve(d) === path.resolve(first) || path.dirname(d) === d) break;
+    }
+  } else {
+    await fs.chmod(dir, BACKUP_DIR_MODE);
+  }
+}
+
+/**
+ * Create a new, empty file for a backup to be written into: mode 0600 whatever the umask, O_EXCL so that
+ * nothing already at that name (a symlink planted there, a stale file) is followed or reused.
+ */
+export async function createPrivateFile(file: string): Promise<fs.FileHandle> {
+  const fh = await fs.open(file, 'wx', BACKUP_FILE_MODE);
+  try {
+    await fh.chmod(BACKUP_FILE_MODE);
+  } catch (err) {
+    await fh.close();
+    throw err;
+  }
+  return fh;
 }
 
 export function manifestPathFor(dir: string, id: string): string {
   return path.join(dir, `${id}${MANIFEST_SUFFIX}`);
 }
 
-async function fsyncPath(p: string, flags = 'r'): Promise<void> {
-  const fh = await fs.open(p, flags);
+async function fsyncPath(p: string): Promise<void> {
+  const fh = await fs.open(p, 'r');
   try {
     await fh.sync();
   } finally {
@@ -62,24 +98,39 @@ export async function sha256File(file: string): Promise<string> {
   return hash.digest('hex');
 }
 
-/** Write a small file atomically: temp name, fsync, rename, fsync the directory. */
-export async function writeFileAtomic(file: string, data: string | Buffer, mode = 0o640): Promise<void> {
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
-  const fh = await fs.open(tmp, 'w', mode);
+/**
+ * Write a small file atomically: a new temp file with a random name (O_CREAT|O_EXCL, so a symlink or file
+ * planted at that name is never followed or written through), `mode` whatever the umask, fsync, rename over
+ * `file`, fsync the directory. A failed write removes its temp file.
+ */
+export async function writeFileAtomic(file: string, data: string | Buffer, mode = BACKUP_FILE_MODE): Promise<void> {
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${randomBytes(8).toString('hex')}.tmp`);
+  const fh = await fs.open(tmp, 'wx', mode);
   try {
-    await fh.chmod(mode); // a leftover temp file of the same name (a crashed attempt) may have had another mode
-    await fh.writeFile(data);
+    try {
+      await fh.chmod(mode); // open's mode is cut by the umask
+      await fh.writeFile(data);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await fs.rename(tmp, file);
+  } catch (err) {
+    await fs.rm(tmp, { force: true });
+    throw err;
+  }
+  await fsyncDir(path.dirname(file));
+}
+
+/** Make a finished temp file private (0600) and durable and give it its final name; returns its size and checksum. */
+export async function publishArtifact(partial: string, final: string): Promise<{ sizeBytes: number; sha256: string }> {
+  const fh = await fs.open(partial, 'r+');
+  try {
+    await fh.chmod(BACKUP_FILE_MODE); // whatever created it (pg_dump, a copy) used the umask or the source's mode
     await fh.sync();
   } finally {
     await fh.close();
   }
-  await fs.rename(tmp, file);
-  await fsyncDir(path.dirname(file));
-}
-
-/** Make a finished temp file durable and give it its final name; returns its size and checksum. */
-export async function publishArtifact(partial: string, final: string): Promise<{ sizeBytes: number; sha256: string }> {
-  await fsyncPath(partial, 'r+');
   const [{ size }, sha256] = await Promise.all([fs.stat(partial), sha256File(partial)]);
   await fs.rename(partial, final);
   await fsyncDir(path.dirname(final));

@@ -317,8 +317,9 @@ export function buildProgram(): Command {
     .action(async (target: string) => {
       const cfg = config();
       const listing = await listBackups(targetDir(cfg.backups.root, target));
-      const rows = listing.valid.map((b) => ({ id: b.manifest.id, createdAt: b.manifest.createdAt, sizeBytes: b.manifest.sizeBytes, kind: b.manifest.kind }));
-      out(globals(), rows.map((r) => `${r.createdAt}  ${String(r.sizeBytes).padStart(12)}  ${r.id}`).join('\n') || `no backups of ${target}`, rows);
+      const rows = listing.valid.map((b) => ({ id: b.manifest.id, createdAt: b.manifest.createdAt, sizeBytes: b.manifest.sizeBytes, kind: b.manifest.kind, purpose: b.manifest.purpose ?? 'backup' }));
+      const line = (r: (typeof rows)[number]): string => `${r.createdAt}  ${String(r.sizeBytes).padStart(12)}  ${r.id}${r.purpose === 'safety' ? '  (safety snapshot taken by a restore)' : ''}`;
+      out(globals(), rows.map(line).join('\n') || `no backups of ${target}`, rows);
     });
 
   program

@@ -23,8 +23,11 @@ export type BackupInput = z.output<typeof backupInputSchema>;
 export const restoreInputSchema = z
   .object({
     target: targetName,
-    /** A backup id from `runbook backups <target>`, or "latest". */
-    backup: z.string().regex(/^(latest|[a-z0-9][a-z0-9_-]*-\d{8}T\d{6}Z-[0-9a-z-]+)$/, 'must be "latest" or a backup id').default('latest'),
+    /** A backup id from `runbook backups <target>` (a backup's `<target>-<stamp>-<run>` or a restore's safety snapshot `<target>-prerestore-<id>`), or "latest". */
+    backup: z
+      .string()
+      .regex(/^(latest|[a-z0-9][a-z0-9_-]*-\d{8}T\d{6}Z-[0-9a-z-]+|[a-z0-9][a-z0-9_-]*-prerestore-[a-z0-9]{4,16})$/, 'must be "latest" or a backup id')
+      .default('latest'),
     dryRun: boolParam.default(false),
     reason: z.string().min(3, 'say why (at least 3 characters)').max(500),
     requestedBy: z.string().max(100).optional(),

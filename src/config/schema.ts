@@ -232,6 +232,8 @@ const backupsSchema = z
     /** Root directory for backup files; one folder per target under it. */
     root: z.string().min(1).default('.runbooks/backups'),
     retention: retentionSchema.default({ gfs: { daily: 7, weekly: 4, monthly: 12 } }),
+    /** How long a restore's safety snapshot (`purpose: safety`) is kept; it never counts toward `retention`. */
+    safetyKeep: duration.default('7d'),
     /** Default schedule of every target's backup (WF-01: daily 02:00). */
     schedule: scheduleSpecSchema.default({ cron: '0 2 * * *', timezone: 'UTC' }),
     /** Default schedule of every database's restore drill (WF-05: weekly, Sunday 03:00). */
