@@ -14,6 +14,7 @@ import { createRunbookWorker } from '../src/workers/worker';
 import { type incident } from '../src/workflows/incident';
 import { type RestoreOutcome } from '../src/workflows/restore-database';
 import { actionBody, commandBody, signedPost } from './support/chat';
+import { abuse } from './support/slow-clients';
 import { recordHistory } from './support/histories';
 import { writeConfigFile } from './support/processes';
 import { damage, databasesLike } from './support/restore-fixture';
@@ -333,3 +334,37 @@ test('the ChatOps process (dist/client/chatops/main.js) serves with the config, 
   }
   expect(child.exitCode ?? child.signalCode).toBe(0);
 });
+
+test('the ChatOps process cuts off slowloris clients, caps its connections, refuses a body over 64 KiB unread, and keeps answering', async () => {
+  const port = await freePort();
+  process.env.TEST_SIGNING_SECRET = SECRET;
+  const raw = parse(testConfig({ taskQueue: uniqueName('chat'), slack: { apiUrl: slack.apiUrl, token: slack.token, channel: 'C0OPS' } }).yaml);
+  raw.chatops = { signingSecret: { env: 'TEST_SIGNING_SECRET' }, port, roles: { ops: [ALICE] }, rules: [{ runbooks: ['*'], run: ['ops'] }] };
+  const file = writeConfigFile(stringify(raw));
+  const child = spawn(process.execPath, ['dist/client/chatops/main.js', '--config', file], { env: { ...process.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+  try {
+    await until(() => output.includes('chatops started'), 30_000);
+    const url = `http://127.0.0.1:${port}/slack/commands`;
+    const report = await abuse({
+      port,
+      normal: async () => {
+        const r = await signedPost(url, SECRET, commandBody({ user_id: ALICE, text: 'help' }));
+        return new Response(r.body, { status: r.status });
+      },
+      // Unsigned and 65 KiB + 1: refused for its size before anything looks at a signature.
+      oversized: () => fetch(url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `text=${'a'.repeat(64 * 1024 - 4)}` }),
+    });
+    expect(report.oversized).toBe(413);
+    expect(report.droppedAtCap).toBeGreaterThanOrEqual(20 + 300 - 256);
+    expect(report.timedOut).toBeGreaterThan(0);
+    // The signed body at the limit is still read and answered.
+    const atLimit = await signedPost(url, SECRET, `${commandBody({ user_id: ALICE, text: 'help' })}&pad=${'a'.repeat(60 * 1024)}`);
+    expect(atLimit.json().text).toContain('/runbook status <id>');
+    expect(child.exitCode).toBeNull();
+  } finally {
+    await stopPid(child.pid!, 'SIGTERM', 10_000);
+  }
+}, 90_000);

@@ -1,5 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
+import { type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { type Client, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { z } from 'zod';
 import { verifyAckLink } from '../activities/ack-link';
@@ -8,7 +8,7 @@ import { type Config, type Severity } from '../config/schema';
 import { redact, resolveSecret } from '../config/secrets';
 import { acknowledgeUpdate, incidentWorkflowId } from '../workflows/incident-definitions';
 import { openIncident, resolveIncident } from './incidents';
-import { HttpError, readBody } from './http';
+import { HttpError, createLimitedServer, readBody } from './http';
 
 /**
  * The incidents HTTP receiver:
@@ -172,7 +172,7 @@ export interface IncidentServerOptions {
 
 /** The receiver as a node http.Server (not listening yet: `server.listen(config.incidents.listen.port, ...)`). */
 export function createIncidentServer({ client, config, log = () => undefined }: IncidentServerOptions): Server {
-  return createServer((req, res) => {
+  return createLimitedServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://receiver');
     const route = async (): Promise<void> => {
       if (url.pathname === '/healthz' && req.method === 'GET') {
