@@ -19,6 +19,7 @@ import { type FakeSms, startFakeSms } from './support/sms-api';
 import { startSmtp } from './support/smtp';
 import { recordHistory } from './support/histories';
 import { runCli, writeConfigFile } from './support/processes';
+import { abuse } from './support/slow-clients';
 import { useDevServer, workflowBundle } from './support/temporal';
 
 // WF-08 end to end on the shared dev server with the real notify activity: a real SMTP server (AUTH) receives
@@ -207,6 +208,35 @@ test('a malformed, oversized or unauthenticated webhook gets 400/413/401 with th
   }
   await expect(dev.client.workflow.getHandle(`incident/${f}`).describe()).rejects.toBeInstanceOf(WorkflowNotFoundError);
 });
+
+test('alert text reaches Slack escaped: no @channel / @here / user mention, no link that the alert smuggled in', async () => {
+  const f = fp();
+  const id = `incident/${f}`;
+  const body = payload('firing', f);
+  body.alerts[0]!.annotations = { summary: '<!channel> <@U0BOSS> see <https://evil.example/x|the runbook>', description: '<!here> log in at https://evil.example/login <!subteam^S0ALL>' };
+  expect((await post(body)).status).toBe(200);
+  const h = dev.client.workflow.getHandle<typeof incident>(id);
+  const root = await waitUntil('the incident\'s Slack message', () => slack.messages.find((m) => !m.thread_ts && JSON.stringify(m.blocks ?? []).includes(id)));
+  const shown = JSON.stringify({ text: root.text, blocks: root.blocks });
+  for (const smuggled of ['<!channel>', '<!here>', '<@U0BOSS>', '<!subteam', '<https://evil', 'https://evil']) expect(shown).not.toContain(smuggled);
+  // What the alert said is still there for people to read, and the policy's own mention still pages alice.
+  expect(root.text).toContain('ServiceDown: &lt;!channel&gt; &lt;@U0BOSS&gt; see &lt;https[:]//evil.example/x|the runbook&gt;');
+  expect(shown).toContain('&lt;!here&gt; log in at https[:]//evil.example/login');
+  expect(root.text).toMatch(/<@U0ALICE>$/);
+  await h.terminate('test over');
+});
+
+test('the receiver cuts off slowloris clients, caps its connections, refuses an oversized webhook, and keeps answering', async () => {
+  const port = Number(new URL(base).port);
+  const report = await abuse({
+    port,
+    normal: () => fetch(`${base}/healthz`),
+    oversized: () => post(JSON.stringify({ ...payload('firing', fp()), padding: 'x'.repeat(4 << 20) })),
+  });
+  expect(report.oversized).toBe(413);
+  expect(report.droppedAtCap).toBeGreaterThanOrEqual(20 + 300 - 256);
+  expect(report.timedOut).toBeGreaterThan(0);
+}, 90_000);
 
 test('the signed acknowledge link in the email acknowledges the incident; a tampered or expired link is refused', async () => {
   const f = fp();

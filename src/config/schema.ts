@@ -389,6 +389,12 @@ const escalationSchema = z
   })
   .strict();
 
+/** 127.0.0.0/8, ::1 and localhost: only this machine reaches a server bound there. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h) || /^::ffff:127\./.test(h);
+}
+
 /** The HTTP receiver: Alertmanager webhook (POST /alertmanager) and the signed acknowledge links (/ack). */
 const incidentsSchema = z
   .object({
@@ -680,6 +686,13 @@ export const configSchema = z
       }),
     );
     checkEscalation(cfg, ctx);
+    if (!cfg.incidents.auth && !isLoopbackHost(cfg.incidents.listen.host)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['incidents', 'auth'],
+        message: `is required when incidents.listen.host is not a loopback address (${cfg.incidents.listen.host}): anyone who reaches the receiver could open and resolve incidents (bearerToken or username/password, as Alertmanager's http_config sends them)`,
+      });
+    }
     const ids = new Set<string>();
     cfg.schedules.forEach((s, i) => {
       if (ids.has(s.id)) ctx.addIssue({ code: 'custom', path: ['schedules', i, 'id'], message: `duplicate schedule id "${s.id}"` });
