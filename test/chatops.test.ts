@@ -183,8 +183,11 @@ test('RBAC: a user without the role is refused with a clear message and nothing 
   try {
     const ts = Math.floor(Date.now() / 1000);
     const r = await command(s, MALLORY, `backup target=${s.target}`, { timestamp: ts });
-    expect(r.json()).toEqual({ response_type: 'ephemeral', text: `:no_entry: <@${MALLORY}> may not run backup on ${s.target} (allowed: ops)` });
+    expect(r.json()).toEqual({ response_type: 'ephemeral', text: `:no_entry: <@${MALLORY}> may not run backup (allowed: ops)` });
     await notStarted(`backup/${s.target}/${isoSecond(new Date(ts * 1000))}`);
+    // Bad parameters from someone who may not run it: the same answer (nothing learnt about the runbook's inputs).
+    const outsiderBad = await command(s, MALLORY, `backup target=${s.target} prune=maybe colour=red`, { timestamp: ts - 2 });
+    expect(outsiderBad.json()).toEqual(r.json());
 
     const bad = await command(s, ALICE, `backup target=${s.target} prune=maybe colour=red`, { timestamp: ts - 1 });
     expect(bad.json().response_type).toBe('ephemeral');
@@ -255,12 +258,16 @@ test('status, list and cancel from chat: a production restore waiting for approv
     await command(s, ALICE, `restore target=${s.target} reason="cancel me"`);
     const id = `restore/${s.target}`;
     const status = await until(async () => {
-      const r = (await command(s, MALLORY, `status ${id}`)).json().text as string;
+      const r = (await command(s, CAROL, `status ${id}`)).json().text as string;
       return r.includes('waiting for approval 0/1') ? r : undefined;
     });
     expect(status).toContain(`\`${id}\` (restoreDatabase) RUNNING`);
     expect(status).toMatch(/completed +validate/);
-    expect(await until(async () => ((await command(s, MALLORY, `list ${s.target}`)).json().text as string).includes(`RUNNING    \`${id}\``))).toBe(true);
+    expect(await until(async () => ((await command(s, BOB, `list ${s.target}`)).json().text as string).includes(`RUNNING    \`${id}\``))).toBe(true);
+    // Somebody no rule lets run or approve it sees neither the run nor the list, and cannot tell it from no run at all.
+    expect((await command(s, MALLORY, `status ${id}`)).json().text).toBe(`:no_entry: <@${MALLORY}> may not see \`${id}\`: it is not a run of a runbook and target you may run or approve`);
+    expect((await command(s, MALLORY, 'status restore/no-such-run')).json().text).toBe(`:no_entry: <@${MALLORY}> may not see \`restore/no-such-run\`: it is not a run of a runbook and target you may run or approve`);
+    expect((await command(s, MALLORY, `list ${s.target}`)).json().text).toBe(`:no_entry: <@${MALLORY}> may not list runs of ${s.target}: no chatops rule lets you run or approve anything on ${s.target}`);
 
     expect((await command(s, MALLORY, `cancel ${id}`)).json().text).toContain(`<@${MALLORY}> may not run restore on ${s.target}`);
     expect((await dev.client.workflow.getHandle(id).describe()).status.name).toBe('RUNNING');

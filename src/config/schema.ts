@@ -517,7 +517,7 @@ const chatopsSchema = z
     roles: z.record(name, z.array(z.string().regex(/^[USW][A-Z0-9]+$/, 'must be a Slack user id (U...) or user group id (S...)'))).default({}),
     /** The first rule matching (runbook, target) decides; no rule = nobody may run it from chat. */
     rules: z.array(chatopsRuleSchema).default([]),
-    /** Who may acknowledge / resolve incidents from their buttons; empty = anyone in the channel. */
+    /** Who may acknowledge / resolve incidents from their buttons (and see incident runs); absent or empty = nobody. */
     incidents: z.array(z.string().min(1)).default([]),
     /**
      * A command answers in its HTTP response when done within this time; else it is acknowledged ("working on
