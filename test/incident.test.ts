@@ -252,7 +252,7 @@ test('the signed acknowledge link in the email acknowledges the incident; a tamp
 
   const tampered = new URL(link);
   tampered.searchParams.set('by', 'mallory');
-  const expired = signAckLink(config, id, 'alice', Date.now() - 25 * 3_600_000);
+  const expired = signAckLink(config, { id, key: link.searchParams.get('k')! }, 'alice', Date.now() - 25 * 3_600_000);
   for (const [url, reason] of [
     [tampered.toString(), 'invalid signature'],
     [expired, 'link expired'],
@@ -276,6 +276,36 @@ test('the signed acknowledge link in the email acknowledges the incident; a tamp
   expect(view).toMatchObject({ status: 'acknowledged', acknowledged: { by: 'alice', note: 'acknowledged from the email link' } });
   const again = await fetch(link, { method: 'POST' });
   expect([again.status, ((await again.json()) as { error: string }).error]).toEqual([409, expect.stringMatching(/already acknowledged by alice/)]);
+  await h.terminate('test over');
+});
+
+test('an acknowledge link acknowledges only its own incident: after it resolved, it cannot acknowledge a newer incident with the same fingerprint', async () => {
+  const f = fp();
+  const id = `incident/${f}`;
+  const linkOf = (raw: string): URL => new URL(/(http:\/\/127\.0\.0\.1:\d+\/ack\?[^\s"<]+)/.exec(raw.replace(/=\r\n/g, '').replace(/=3D/g, '='))![1]!.replace(/&amp;/g, '&'));
+  const h = dev.client.workflow.getHandle<typeof incident>(id);
+
+  // Incident A pages alice, then the alert resolves it.
+  const a = await openIncident(dev.client, config, { fingerprint: f, title: 'replica lag', severity: 'high', source: 'manual' });
+  const linkA = linkOf((await waitUntil('A\'s email', () => mailsTo('alice@example.test', id)[0])).raw);
+  expect((await post(payload('resolved', f))).status).toBe(200);
+  expect((await h.result()).resolved).toMatchObject({ auto: true });
+
+  // Incident B: the same fingerprint, so the same workflow id, a new run.
+  const b = await openIncident(dev.client, config, { fingerprint: f, title: 'replica lag again', severity: 'high', source: 'manual' });
+  expect(b.runId).not.toBe(a.runId);
+  const linkB = linkOf((await waitUntil('B\'s email', () => mailsTo('alice@example.test', id).find((m) => m.raw.includes('replica lag again')))).raw);
+  expect(linkB.searchParams.get('k')).not.toBe(linkA.searchParams.get('k'));
+
+  const stale = await fetch(linkA, { method: 'POST' });
+  expect([stale.status, ((await stale.json()) as { error: string }).error]).toEqual([409, 'not acknowledged: incidentKey: this link belongs to an earlier incident with the same id, which is closed; this incident has its own link']);
+  expect((await h.query(timelineQuery)).status).toBe('open');
+  expect((await h.query(timelineQuery)).timeline.filter((e) => e.event === 'acknowledged')).toEqual([]);
+
+  // B's own link does acknowledge B.
+  const ack = await fetch(linkB, { method: 'POST' });
+  expect(ack.status).toBe(200);
+  expect(await h.query(timelineQuery)).toMatchObject({ status: 'acknowledged', acknowledged: { by: 'alice' } });
   await h.terminate('test over');
 });
 

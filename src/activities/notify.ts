@@ -20,7 +20,8 @@ export interface NotifyInput {
   idempotencyKey: string;
   /** page = a level of the escalation; the others report a change in the incident's thread. */
   kind: 'page' | 'reassigned' | 'acknowledged' | 'resolved';
-  incident: { id: string; title: string; severity: Severity; description?: string; openedAt: string; level: number; round: number };
+  /** `key`: the incident run's key (IncidentState.key), signed into acknowledge links; absent from inputs scheduled before it existed. */
+  incident: { id: string; key?: string; title: string; severity: Severity; description?: string; openedAt: string; level: number; round: number };
   /** email / sms: the one person; slack: the people to mention. */
   to: Contact[];
   /** The incident's Slack thread, once it has one. */
@@ -67,7 +68,8 @@ async function notifyEmail(config: Config, n: NotifyInput): Promise<NotifyResult
   const person = n.to[0];
   if (!person?.email) return { channel: 'email', delivered: false, skipped: 'no email address' };
   if (!config.notifications.email) return { channel: 'email', delivered: false, skipped: 'notifications.email is not configured' };
-  const ackLink = config.incidents.ackSecret && (n.kind === 'page' || n.kind === 'reassigned') ? signAckLink(config, n.incident.id, person.name) : undefined;
+  const ackLink =
+    config.incidents.ackSecret && n.incident.key && (n.kind === 'page' || n.kind === 'reassigned') ? signAckLink(config, { id: n.incident.id, key: n.incident.key }, person.name) : undefined;
   const lines = [
     `Incident: ${n.incident.id}`,
     `Severity: ${n.incident.severity}`,

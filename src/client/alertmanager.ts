@@ -149,7 +149,7 @@ function page(title: string, body: string): string {
 async function handleAck(client: Client, config: Config, req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
   const check = verifyAckLink(config, url.searchParams);
   if (!check.ok) throw new HttpError(403, `acknowledge link refused: ${check.reason}`);
-  const { incident, by } = check.claim;
+  const { incident, key, by } = check.claim;
   if (req.method === 'GET') {
     res
       .writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' })
@@ -157,7 +157,7 @@ async function handleAck(client: Client, config: Config, req: IncomingMessage, r
     return;
   }
   try {
-    const rec = await client.workflow.getHandle(incident).executeUpdate(acknowledgeUpdate, { args: [{ by, note: 'acknowledged from the email link' }] });
+    const rec = await client.workflow.getHandle(incident).executeUpdate(acknowledgeUpdate, { args: [{ by, note: 'acknowledged from the email link', incidentKey: key }] });
     res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(page('Incident acknowledged', `<p>{{${incident}}} acknowledged by {{${rec.by}}} at {{${rec.at}}}.</p>`));
   } catch (err) {
     if (err instanceof WorkflowUpdateFailedError) throw new HttpError(409, `not acknowledged: ${err.cause?.message ?? err.message}`);
