@@ -295,12 +295,13 @@ test('an acknowledge link acknowledges only its own incident: after it resolved,
   const b = await openIncident(dev.client, config, { fingerprint: f, title: 'replica lag again', severity: 'high', source: 'manual' });
   expect(b.runId).not.toBe(a.runId);
   const linkB = linkOf((await waitUntil('B\'s email', () => mailsTo('alice@example.test', id).find((m) => m.raw.includes('replica lag again')))).raw);
-  expect(linkB.searchParams.get('k')).not.toBe(linkA.searchParams.get('k'));
 
   const stale = await fetch(linkA, { method: 'POST' });
   expect([stale.status, ((await stale.json()) as { error: string }).error]).toEqual([409, 'not acknowledged: incidentKey: this link belongs to an earlier incident with the same id, which is closed; this incident has its own link']);
   expect((await h.query(timelineQuery)).status).toBe('open');
   expect((await h.query(timelineQuery)).timeline.filter((e) => e.event === 'acknowledged')).toEqual([]);
+
+  expect(linkB.searchParams.get('k')).not.toBe(linkA.searchParams.get('k'));
 
   // B's own link does acknowledge B.
   const ack = await fetch(linkB, { method: 'POST' });
