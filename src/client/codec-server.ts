@@ -1,5 +1,5 @@
 import { timingSafeEqual } from 'node:crypto';
-import http from 'node:http';
+import type http from 'node:http';
 import { type AddressInfo } from 'node:net';
 import { type Payload, type PayloadCodec } from '@temporalio/common';
 import { payloadCodecs } from '../config/codec';
