@@ -288,6 +288,38 @@ describe('the Alertmanager receiver', () => {
     );
   });
 
+  test('more than 1,000 alerts in one request are refused 400 naming alerts, and none reaches Temporal; 1,000 are read', async () => {
+    const many = (n: number) => JSON.stringify({ ...valid, alerts: Array.from({ length: n }, (_, i) => ({ ...valid.alerts[0], fingerprint: `f${i.toString(16).padStart(15, '0')}` })) });
+    const before = temporal.connections;
+    const res = await post(many(1001));
+    expect([res.status, ((await res.json()) as { error: string }).error]).toEqual([400, expect.stringMatching(/^alerts: must hold at most 1000 alerts per request/)]);
+    expect(temporal.connections).toBe(before);
+    expect(alertmanagerPayloadSchema.safeParse(JSON.parse(many(1000))).success).toBe(true);
+  });
+
+  test('a receiver on a non-loopback address without incidents.auth is refused at load and at start, naming incidents.auth', () => {
+    const raw = structuredClone(example) as { incidents: Record<string, unknown> };
+    delete raw.incidents.auth;
+    for (const host of ['0.0.0.0', '10.0.0.5', '::', 'runbooks.internal']) {
+      raw.incidents.listen = { host, port: 9095 };
+      let err: unknown;
+      try {
+        parseConfig(stringify(raw), 'exposed.yaml', '/');
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(ConfigError);
+      expect((err as Error).message).toMatch(/incidents\.auth: is required when incidents\.listen\.host is not a loopback address/);
+    }
+    for (const host of ['127.0.0.1', 'localhost', '::1']) {
+      raw.incidents.listen = { host, port: 9095 };
+      expect(parseConfig(stringify(raw), 'loopback.yaml', '/').incidents.listen.host).toBe(host);
+    }
+    // A config assembled in code, past the file check: the server itself refuses to be made.
+    const exposed = { ...config, incidents: { ...config.incidents, auth: undefined, listen: { host: '0.0.0.0', port: 9095 } } };
+    expect(() => createIncidentServer({ client, config: exposed })).toThrow(/^incidents\.auth: is required when incidents\.listen\.host is not a loopback address \(0\.0\.0\.0\)$/);
+  });
+
   test('the valid body does go to Temporal (so the properties above are not vacuous)', async () => {
     const before = temporal.connections;
     const res = await post(JSON.stringify(valid));

@@ -1,4 +1,5 @@
 import fc from 'fast-check';
+import { WorkflowNotFoundError } from '@temporalio/client';
 import { type Backend, ChatOps } from '../src/client/chatops/commands';
 import { parseCommand, tokenize } from '../src/client/chatops/parser';
 import { Rbac } from '../src/client/chatops/rbac';
@@ -188,4 +189,95 @@ test('a command slower than Slack waits is acknowledged at once and answered on 
     await server.close();
     await slack.close();
   }
+});
+
+test('permission before parameters: who may not run a runbook gets one answer, whatever parameters they typed', async () => {
+  const { chatops, started } = recordingChatOps();
+  let asked = 0;
+  await fc.assert(
+    fc.asyncProperty(commandText, async (text) => {
+      const cmd = parseCommand(text);
+      if (cmd.kind !== 'start') return;
+      let runbook: string;
+      try {
+        runbook = findRunbook(cmd.runbook).name;
+      } catch {
+        return; // an unknown runbook name: the help lists them anyway
+      }
+      asked += 1;
+      const reply = await chatops.command({ userId: 'UNOBODY', channelId: 'C1', text, requestTs: 1_790_000_000 });
+      expect(reply).toEqual({ response_type: 'ephemeral', text: `:no_entry: <@UNOBODY> may not run ${runbook} (allowed: ops)` });
+    }),
+    { numRuns: RUNS },
+  );
+  expect(started).toEqual([]);
+  expect(asked).toBeGreaterThan(RUNS / 5);
+});
+
+describe('reads follow RBAC: status and list show only runs of runbooks and targets the user may run or approve', () => {
+  const rbacConfig = parseConfig(
+    `
+temporal: { taskQueue: fuzz }
+targets:
+  databases:
+    - { name: shop, database: shop, user: u, password: { env: X } }
+    - { name: billing, database: billing, user: u, password: { env: X }, production: true }
+chatops:
+  signingSecret: { env: SIGNING }
+  roles: { ops: [UOPS], leads: [ULEAD] }
+  rules:
+    - { runbooks: [backup], targets: [shop], run: [ops] }
+    - { runbooks: [restore], targets: [billing], approve: [leads] }
+`,
+    'rbac.yaml',
+  );
+  const runs = [
+    { workflowId: 'backup/shop/2026-11-30T10:00:00Z', type: 'backup', state: 'COMPLETED', runbook: 'backup', target: 'shop', startTime: '2026-11-30T10:00:00Z' },
+    { workflowId: 'restore/billing', type: 'restoreDatabase', state: 'RUNNING', runbook: 'restore', target: 'billing', startTime: '2026-11-30T11:00:00Z' },
+    { workflowId: 'incident/abc', type: 'incident', state: 'RUNNING', runbook: 'incident', target: 'abc', startTime: '2026-11-30T12:00:00Z' },
+    { workflowId: 'something-else', type: 'other', state: 'RUNNING', startTime: '2026-11-30T13:00:00Z' },
+  ];
+  const updates: string[] = [];
+  const backend: Backend = {
+    start: () => Promise.reject(new Error('nothing starts here')),
+    describe: (id) => {
+      const r = runs.find((x) => x.workflowId === id);
+      return r ? Promise.resolve(r) : Promise.reject(new WorkflowNotFoundError('workflow not found', id, undefined));
+    },
+    list: (_limit, target) => Promise.resolve(runs.filter((r) => !target || r.target === target)),
+    cancel: () => Promise.resolve(),
+    update: (id, update) => {
+      updates.push(`${update} ${id}`);
+      return Promise.resolve({});
+    },
+  };
+  const chatops = new ChatOps(rbacConfig, backend, new Rbac(rbacConfig, () => Promise.resolve([])));
+  const say = async (user: string, text: string) => (await chatops.command({ userId: user, channelId: 'C1', text, requestTs: 1_790_000_000 })).text;
+  const hidden = (user: string, id: string) => `:no_entry: <@${user}> may not see \`${id}\`: it is not a run of a runbook and target you may run or approve`;
+
+  test('an outsider: status of an existing and of a made-up run get the same refusal; list is refused', async () => {
+    for (const id of ['backup/shop/2026-11-30T10:00:00Z', 'restore/billing', 'incident/abc', 'no/such-run']) expect(await say('UNOBODY', `status ${id}`)).toBe(hidden('UNOBODY', id));
+    expect(await say('UNOBODY', 'list')).toBe(':no_entry: <@UNOBODY> may not list runs: no chatops rule lets you run or approve anything');
+    expect(await say('UNOBODY', 'list shop')).toBe(':no_entry: <@UNOBODY> may not list runs of shop: no chatops rule lets you run or approve anything on shop');
+  });
+
+  test('an operator sees the runs they may run, an approver the runs they may approve, and nothing else', async () => {
+    expect(await say('UOPS', 'status backup/shop/2026-11-30T10:00:00Z')).toContain('`backup/shop/2026-11-30T10:00:00Z` (backup) COMPLETED');
+    expect(await say('UOPS', 'status restore/billing')).toBe(hidden('UOPS', 'restore/billing'));
+    expect(await say('UOPS', 'status incident/abc')).toBe(hidden('UOPS', 'incident/abc'));
+    expect(await say('UOPS', 'status no/such-run')).toBe(':grey_question: no run with id `no/such-run`');
+    expect(await say('UOPS', 'list')).toBe('2026-11-30T10:00:00Z  COMPLETED  `backup/shop/2026-11-30T10:00:00Z`');
+    expect(await say('UOPS', 'list billing')).toContain('<@UOPS> may not list runs of billing');
+    expect(await say('ULEAD', 'status restore/billing')).toContain('`restore/billing` (restoreDatabase) RUNNING');
+    expect(await say('ULEAD', 'status backup/shop/2026-11-30T10:00:00Z')).toBe(hidden('ULEAD', 'backup/shop/2026-11-30T10:00:00Z'));
+    expect(await say('ULEAD', 'list')).toBe('2026-11-30T11:00:00Z  RUNNING    `restore/billing`');
+  });
+
+  test('without chatops.incidents nobody may acknowledge or resolve an incident from its buttons', async () => {
+    for (const [user, actionId] of [['UOPS', 'incident_ack'], ['ULEAD', 'incident_resolve'], ['UNOBODY', 'incident_ack']] as const) {
+      const reply = await chatops.action({ userId: user, actionId, value: 'incident/abc' });
+      expect(reply.text).toBe(`:no_entry: <@${user}> may not acknowledge or resolve incidents (allowed: nobody: chatops.incidents names no one)`);
+    }
+    expect(updates).toEqual([]);
+  });
 });

@@ -14,6 +14,7 @@ import { createRunbookWorker } from '../src/workers/worker';
 import { type incident } from '../src/workflows/incident';
 import { type RestoreOutcome } from '../src/workflows/restore-database';
 import { actionBody, commandBody, signedPost } from './support/chat';
+import { abuse } from './support/slow-clients';
 import { recordHistory } from './support/histories';
 import { writeConfigFile } from './support/processes';
 import { damage, databasesLike } from './support/restore-fixture';
@@ -182,8 +183,11 @@ test('RBAC: a user without the role is refused with a clear message and nothing 
   try {
     const ts = Math.floor(Date.now() / 1000);
     const r = await command(s, MALLORY, `backup target=${s.target}`, { timestamp: ts });
-    expect(r.json()).toEqual({ response_type: 'ephemeral', text: `:no_entry: <@${MALLORY}> may not run backup on ${s.target} (allowed: ops)` });
+    expect(r.json()).toEqual({ response_type: 'ephemeral', text: `:no_entry: <@${MALLORY}> may not run backup (allowed: ops)` });
     await notStarted(`backup/${s.target}/${isoSecond(new Date(ts * 1000))}`);
+    // Bad parameters from someone who may not run it: the same answer (nothing learnt about the runbook's inputs).
+    const outsiderBad = await command(s, MALLORY, `backup target=${s.target} prune=maybe colour=red`, { timestamp: ts - 2 });
+    expect(outsiderBad.json()).toEqual(r.json());
 
     const bad = await command(s, ALICE, `backup target=${s.target} prune=maybe colour=red`, { timestamp: ts - 1 });
     expect(bad.json().response_type).toBe('ephemeral');
@@ -254,12 +258,16 @@ test('status, list and cancel from chat: a production restore waiting for approv
     await command(s, ALICE, `restore target=${s.target} reason="cancel me"`);
     const id = `restore/${s.target}`;
     const status = await until(async () => {
-      const r = (await command(s, MALLORY, `status ${id}`)).json().text as string;
+      const r = (await command(s, CAROL, `status ${id}`)).json().text as string;
       return r.includes('waiting for approval 0/1') ? r : undefined;
     });
     expect(status).toContain(`\`${id}\` (restoreDatabase) RUNNING`);
     expect(status).toMatch(/completed +validate/);
-    expect(await until(async () => ((await command(s, MALLORY, `list ${s.target}`)).json().text as string).includes(`RUNNING    \`${id}\``))).toBe(true);
+    expect(await until(async () => ((await command(s, BOB, `list ${s.target}`)).json().text as string).includes(`RUNNING    \`${id}\``))).toBe(true);
+    // Somebody no rule lets run or approve it sees neither the run nor the list, and cannot tell it from no run at all.
+    expect((await command(s, MALLORY, `status ${id}`)).json().text).toBe(`:no_entry: <@${MALLORY}> may not see \`${id}\`: it is not a run of a runbook and target you may run or approve`);
+    expect((await command(s, MALLORY, 'status restore/no-such-run')).json().text).toBe(`:no_entry: <@${MALLORY}> may not see \`restore/no-such-run\`: it is not a run of a runbook and target you may run or approve`);
+    expect((await command(s, MALLORY, `list ${s.target}`)).json().text).toBe(`:no_entry: <@${MALLORY}> may not list runs of ${s.target}: no chatops rule lets you run or approve anything on ${s.target}`);
 
     expect((await command(s, MALLORY, `cancel ${id}`)).json().text).toContain(`<@${MALLORY}> may not run restore on ${s.target}`);
     expect((await dev.client.workflow.getHandle(id).describe()).status.name).toBe('RUNNING');
@@ -333,3 +341,37 @@ test('the ChatOps process (dist/client/chatops/main.js) serves with the config, 
   }
   expect(child.exitCode ?? child.signalCode).toBe(0);
 });
+
+test('the ChatOps process cuts off slowloris clients, caps its connections, refuses a body over 64 KiB unread, and keeps answering', async () => {
+  const port = await freePort();
+  process.env.TEST_SIGNING_SECRET = SECRET;
+  const raw = parse(testConfig({ taskQueue: uniqueName('chat'), slack: { apiUrl: slack.apiUrl, token: slack.token, channel: 'C0OPS' } }).yaml);
+  raw.chatops = { signingSecret: { env: 'TEST_SIGNING_SECRET' }, port, roles: { ops: [ALICE] }, rules: [{ runbooks: ['*'], run: ['ops'] }] };
+  const file = writeConfigFile(stringify(raw));
+  const child = spawn(process.execPath, ['dist/client/chatops/main.js', '--config', file], { env: { ...process.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+  try {
+    await until(() => output.includes('chatops started'), 30_000);
+    const url = `http://127.0.0.1:${port}/slack/commands`;
+    const report = await abuse({
+      port,
+      normal: async () => {
+        const r = await signedPost(url, SECRET, commandBody({ user_id: ALICE, text: 'help' }));
+        return new Response(r.body, { status: r.status });
+      },
+      // Unsigned and 65 KiB + 1: refused for its size before anything looks at a signature.
+      oversized: () => fetch(url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `text=${'a'.repeat(64 * 1024 - 4)}` }),
+    });
+    expect(report.oversized).toBe(413);
+    expect(report.droppedAtCap).toBeGreaterThanOrEqual(20 + 300 - 256);
+    expect(report.timedOut).toBeGreaterThan(0);
+    // The signed body at the limit is still read and answered.
+    const atLimit = await signedPost(url, SECRET, `${commandBody({ user_id: ALICE, text: 'help' })}&pad=${'a'.repeat(60 * 1024)}`);
+    expect(atLimit.json().text).toContain('/runbook status <id>');
+    expect(child.exitCode).toBeNull();
+  } finally {
+    await stopPid(child.pid!, 'SIGTERM', 10_000);
+  }
+}, 90_000);

@@ -86,13 +86,13 @@ test('health watch every 5 minutes from the config; incident, health-watch and r
   expect(findRunbook('health-watch').workflowType).toBe('healthWatch');
 });
 
-test('an acknowledge link is bound to its incident, person and expiry', () => {
+test('an acknowledge link is bound to its incident (its run key too), person and expiry', () => {
   process.env.INCIDENT_ACK_SECRET = 'k'.repeat(32);
   const config = parseConfig(example(), 'runbooks.example.yaml', '/etc/runbooks');
-  const link = new URL(signAckLink(config, 'incident/abc', 'alice'));
+  const link = new URL(signAckLink(config, { id: 'incident/abc', key: 'incident/abc/0a1b2c3d' }, 'alice'));
   expect(link.origin + link.pathname).toBe('https://runbooks.example.com/ack');
-  expect(verifyAckLink(config, link.searchParams)).toMatchObject({ ok: true, claim: { incident: 'incident/abc', by: 'alice' } });
-  for (const [k, v] of [['i', 'incident/other'], ['by', 'bob'], ['exp', String(Number(link.searchParams.get('exp')) + 3600)]] as const) {
+  expect(verifyAckLink(config, link.searchParams)).toMatchObject({ ok: true, claim: { incident: 'incident/abc', key: 'incident/abc/0a1b2c3d', by: 'alice' } });
+  for (const [k, v] of [['i', 'incident/other'], ['k', 'incident/abc/99999999'], ['by', 'bob'], ['exp', String(Number(link.searchParams.get('exp')) + 3600)]] as const) {
     const p = new URLSearchParams(link.searchParams);
     p.set(k, v);
     expect(verifyAckLink(config, p)).toEqual({ ok: false, reason: 'invalid signature' });

@@ -19,6 +19,7 @@ import { type FakeSms, startFakeSms } from './support/sms-api';
 import { startSmtp } from './support/smtp';
 import { recordHistory } from './support/histories';
 import { runCli, writeConfigFile } from './support/processes';
+import { abuse } from './support/slow-clients';
 import { useDevServer, workflowBundle } from './support/temporal';
 
 // WF-08 end to end on the shared dev server with the real notify activity: a real SMTP server (AUTH) receives
@@ -208,6 +209,35 @@ test('a malformed, oversized or unauthenticated webhook gets 400/413/401 with th
   await expect(dev.client.workflow.getHandle(`incident/${f}`).describe()).rejects.toBeInstanceOf(WorkflowNotFoundError);
 });
 
+test('alert text reaches Slack escaped: no @channel / @here / user mention, no link that the alert smuggled in', async () => {
+  const f = fp();
+  const id = `incident/${f}`;
+  const body = payload('firing', f);
+  body.alerts[0]!.annotations = { summary: '<!channel> <@U0BOSS> see <https://evil.example/x|the runbook>', description: '<!here> log in at https://evil.example/login <!subteam^S0ALL>' };
+  expect((await post(body)).status).toBe(200);
+  const h = dev.client.workflow.getHandle<typeof incident>(id);
+  const root = await waitUntil('the incident\'s Slack message', () => slack.messages.find((m) => !m.thread_ts && JSON.stringify(m.blocks ?? []).includes(id)));
+  const shown = JSON.stringify({ text: root.text, blocks: root.blocks });
+  for (const smuggled of ['<!channel>', '<!here>', '<@U0BOSS>', '<!subteam', '<https://evil', 'https://evil']) expect(shown).not.toContain(smuggled);
+  // What the alert said is still there for people to read, and the policy's own mention still pages alice.
+  expect(root.text).toContain('ServiceDown: &lt;!channel&gt; &lt;@U0BOSS&gt; see &lt;https[:]//evil.example/x|the runbook&gt;');
+  expect(shown).toContain('&lt;!here&gt; log in at https[:]//evil.example/login');
+  expect(root.text).toMatch(/<@U0ALICE>$/);
+  await h.terminate('test over');
+});
+
+test('the receiver cuts off slowloris clients, caps its connections, refuses an oversized webhook, and keeps answering', async () => {
+  const port = Number(new URL(base).port);
+  const report = await abuse({
+    port,
+    normal: () => fetch(`${base}/healthz`),
+    oversized: () => post(JSON.stringify({ ...payload('firing', fp()), padding: 'x'.repeat(4 << 20) })),
+  });
+  expect(report.oversized).toBe(413);
+  expect(report.droppedAtCap).toBeGreaterThanOrEqual(20 + 300 - 256);
+  expect(report.timedOut).toBeGreaterThan(0);
+}, 90_000);
+
 test('the signed acknowledge link in the email acknowledges the incident; a tampered or expired link is refused', async () => {
   const f = fp();
   const id = `incident/${f}`;
@@ -222,7 +252,7 @@ test('the signed acknowledge link in the email acknowledges the incident; a tamp
 
   const tampered = new URL(link);
   tampered.searchParams.set('by', 'mallory');
-  const expired = signAckLink(config, id, 'alice', Date.now() - 25 * 3_600_000);
+  const expired = signAckLink(config, { id, key: link.searchParams.get('k')! }, 'alice', Date.now() - 25 * 3_600_000);
   for (const [url, reason] of [
     [tampered.toString(), 'invalid signature'],
     [expired, 'link expired'],
@@ -246,6 +276,37 @@ test('the signed acknowledge link in the email acknowledges the incident; a tamp
   expect(view).toMatchObject({ status: 'acknowledged', acknowledged: { by: 'alice', note: 'acknowledged from the email link' } });
   const again = await fetch(link, { method: 'POST' });
   expect([again.status, ((await again.json()) as { error: string }).error]).toEqual([409, expect.stringMatching(/already acknowledged by alice/)]);
+  await h.terminate('test over');
+});
+
+test('an acknowledge link acknowledges only its own incident: after it resolved, it cannot acknowledge a newer incident with the same fingerprint', async () => {
+  const f = fp();
+  const id = `incident/${f}`;
+  const linkOf = (raw: string): URL => new URL(/(http:\/\/127\.0\.0\.1:\d+\/ack\?[^\s"<]+)/.exec(raw.replace(/=\r\n/g, '').replace(/=3D/g, '='))![1]!.replace(/&amp;/g, '&'));
+  const h = dev.client.workflow.getHandle<typeof incident>(id);
+
+  // Incident A pages alice, then the alert resolves it.
+  const a = await openIncident(dev.client, config, { fingerprint: f, title: 'replica lag', severity: 'high', source: 'manual' });
+  const linkA = linkOf((await waitUntil('A\'s email', () => mailsTo('alice@example.test', id)[0])).raw);
+  expect((await post(payload('resolved', f))).status).toBe(200);
+  expect((await h.result()).resolved).toMatchObject({ auto: true });
+
+  // Incident B: the same fingerprint, so the same workflow id, a new run.
+  const b = await openIncident(dev.client, config, { fingerprint: f, title: 'replica lag again', severity: 'high', source: 'manual' });
+  expect(b.runId).not.toBe(a.runId);
+  const linkB = linkOf((await waitUntil('B\'s email', () => mailsTo('alice@example.test', id).find((m) => m.raw.includes('replica lag again')))).raw);
+
+  const stale = await fetch(linkA, { method: 'POST' });
+  expect([stale.status, ((await stale.json()) as { error: string }).error]).toEqual([409, 'not acknowledged: incidentKey: this link belongs to an earlier incident with the same id, which is closed; this incident has its own link']);
+  expect((await h.query(timelineQuery)).status).toBe('open');
+  expect((await h.query(timelineQuery)).timeline.filter((e) => e.event === 'acknowledged')).toEqual([]);
+
+  expect(linkB.searchParams.get('k')).not.toBe(linkA.searchParams.get('k'));
+
+  // B's own link does acknowledge B.
+  const ack = await fetch(linkB, { method: 'POST' });
+  expect(ack.status).toBe(200);
+  expect(await h.query(timelineQuery)).toMatchObject({ status: 'acknowledged', acknowledged: { by: 'alice' } });
   await h.terminate('test over');
 });
 

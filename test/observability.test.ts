@@ -1,12 +1,14 @@
+import { spawn } from 'node:child_process';
 import { type Client, type Connection } from '@temporalio/client';
 import { type Payload, defaultPayloadConverter } from '@temporalio/common';
 import { payloadCodecs } from '../src/config/codec';
 import { type Config } from '../src/config/schema';
-import { freePort } from '../src/client/local-servers';
+import { freePort, stopPid } from '../src/client/local-servers';
 import { ENVIRONMENT, RUNBOOK_NAME, RUNBOOK_STATUS, RUNBOOK_TARGET, TRIGGERED_BY } from '../src/config/search-attributes';
 import { createDatabase, servers, testConfig, uniqueName } from './support/servers';
 import { seedShop } from './support/shop-data';
 import { type WorkerProcess, runCli, startWorkerProcess, writeConfigFile } from './support/processes';
+import { abuse, until } from './support/slow-clients';
 import { devServerClient } from './support/temporal';
 
 /**
@@ -132,3 +134,42 @@ test('worker logs are JSON lines naming the run and the activity, with no secret
   // dumpPostgres resolved the database password; none of the worker's output carries it.
   expect(worker.output()).not.toContain(servers().postgres.password);
 });
+
+test('the worker\'s /metrics and the `runbook codec-server` process cut off slowloris clients, cap connections, refuse oversized bodies, and keep answering', async () => {
+  const metricsPort = Number(new URL(metricsUrl).port);
+  const metrics = await abuse({
+    port: metricsPort,
+    normal: () => fetch(metricsUrl),
+    // /metrics takes no body: a big one is refused (the headers announce it) rather than read.
+    oversized: () => fetch(metricsUrl, { method: 'POST', body: 'x'.repeat(2 << 20) }),
+  });
+  expect(metrics.droppedAtCap).toBeGreaterThanOrEqual(20 + 300 - 256);
+  expect(metrics.timedOut).toBeGreaterThan(0);
+  expect(metrics.oversized).toBe(404);
+  expect(worker.output()).toContain('"worker started"');
+  await expect(fetch(metricsUrl).then((r) => r.status)).resolves.toBe(200);
+
+  const codecPort = await freePort();
+  process.env.TEST_CODEC_TOKEN = 'codec-token-for-the-abuse-test';
+  const { yaml } = testConfig({ taskQueue: uniqueName('codec-abuse'), extra: { observability: { codecServer: { address: `127.0.0.1:${codecPort}`, token: { env: 'TEST_CODEC_TOKEN' } } } } });
+  const child = spawn(process.execPath, ['dist/client/cli.js', '--config', writeConfigFile(yaml), 'codec-server'], { env: { ...process.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+  try {
+    await until('the codec server to listen', () => output.includes('codec server on'), 30_000);
+    const decode = `http://127.0.0.1:${codecPort}/decode`;
+    const auth = { authorization: 'Bearer codec-token-for-the-abuse-test', 'content-type': 'application/json' };
+    const codec = await abuse({
+      port: codecPort,
+      normal: () => fetch(decode, { method: 'POST', headers: auth, body: JSON.stringify({ payloads: [] }) }),
+      oversized: () => fetch(decode, { method: 'POST', headers: auth, body: JSON.stringify({ payloads: [{ metadata: {}, data: 'a'.repeat(9 << 20) }] }) }),
+    });
+    expect(codec.oversized).toBe(413);
+    expect(codec.droppedAtCap).toBeGreaterThanOrEqual(20 + 300 - 256);
+    expect(codec.timedOut).toBeGreaterThan(0);
+    expect(child.exitCode).toBeNull();
+  } finally {
+    await stopPid(child.pid!, 'SIGTERM', 10_000);
+  }
+}, 120_000);

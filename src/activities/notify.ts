@@ -20,7 +20,8 @@ export interface NotifyInput {
   idempotencyKey: string;
   /** page = a level of the escalation; the others report a change in the incident's thread. */
   kind: 'page' | 'reassigned' | 'acknowledged' | 'resolved';
-  incident: { id: string; title: string; severity: Severity; description?: string; openedAt: string; level: number; round: number };
+  /** `key`: the incident run's key (IncidentState.key), signed into acknowledge links; absent from inputs scheduled before it existed. */
+  incident: { id: string; key?: string; title: string; severity: Severity; description?: string; openedAt: string; level: number; round: number };
   /** email / sms: the one person; slack: the people to mention. */
   to: Contact[];
   /** The incident's Slack thread, once it has one. */
@@ -67,7 +68,8 @@ async function notifyEmail(config: Config, n: NotifyInput): Promise<NotifyResult
   const person = n.to[0];
   if (!person?.email) return { channel: 'email', delivered: false, skipped: 'no email address' };
   if (!config.notifications.email) return { channel: 'email', delivered: false, skipped: 'notifications.email is not configured' };
-  const ackLink = config.incidents.ackSecret && (n.kind === 'page' || n.kind === 'reassigned') ? signAckLink(config, n.incident.id, person.name) : undefined;
+  const ackLink =
+    config.incidents.ackSecret && n.incident.key && (n.kind === 'page' || n.kind === 'reassigned') ? signAckLink(config, { id: n.incident.id, key: n.incident.key }, person.name) : undefined;
   const lines = [
     `Incident: ${n.incident.id}`,
     `Severity: ${n.incident.severity}`,
@@ -94,10 +96,25 @@ async function notifyEmail(config: Config, n: NotifyInput): Promise<NotifyResult
   return r.sent ? { channel: 'email', delivered: true, ref: r.messageId } : { channel: 'email', delivered: false, skipped: r.reason };
 }
 
+/**
+ * Text from outside (an alert's summary and description, a note) as Slack mrkdwn that says only what it says:
+ * &, < and > escaped as Slack asks (https://api.slack.com/reference/surfaces/formatting#escaping), so it
+ * cannot mention (<!channel>, <!here>, <@U…>, <!subteam^…>) nor hide a link behind other words (<url|text>);
+ * and a bare scheme://… defanged (scheme[:]//…) so Slack does not turn it into a link either.
+ */
+export function slackEscape(text: string): string {
+  return text
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/\b([a-z][a-z0-9+.-]*):\/\//gi, '$1[:]//');
+}
+
 function incidentBlocks(n: NotifyInput, state: 'open' | 'acknowledged' | 'resolved', status?: string): KnownBlock[] {
-  const head = `${ICON[n.incident.severity]} *${n.incident.severity.toUpperCase()}*: ${n.incident.title}`;
+  const head = `${ICON[n.incident.severity]} *${n.incident.severity.toUpperCase()}*: ${slackEscape(n.incident.title)}`;
+  const description = n.incident.description && slackEscape(n.incident.description);
   const blocks: KnownBlock[] = [
-    { type: 'section', text: { type: 'mrkdwn', text: [head, n.incident.description, `\`${n.incident.id}\``, status].filter(Boolean).join('\n') } },
+    { type: 'section', text: { type: 'mrkdwn', text: [head, description, `\`${slackEscape(n.incident.id)}\``, status].filter(Boolean).join('\n') } },
   ];
   const buttons = [
     ...(state === 'open' ? [{ type: 'button' as const, action_id: 'incident_ack', text: { type: 'plain_text' as const, text: 'Acknowledge' }, value: n.incident.id, style: 'primary' as const }] : []),
@@ -111,7 +128,9 @@ async function notifySlack(config: Config, n: NotifyInput): Promise<NotifyResult
   if (!config.notifications.slack) return { channel: 'slack', delivered: false, skipped: 'notifications.slack is not configured' };
   const channel = n.slack?.channel ?? config.escalation.slackChannel ?? slackConfig(config).channel;
   const mentions = n.to.map((p) => (p.slack ? `<@${p.slack}>` : p.name)).join(' ');
-  const title = `${ICON[n.incident.severity]} ${n.incident.severity.toUpperCase()}: ${n.incident.title}`;
+  const title = `${ICON[n.incident.severity]} ${n.incident.severity.toUpperCase()}: ${slackEscape(n.incident.title)}`;
+  // The mentions are ours (the policy's people); everything else said about the incident came from outside.
+  const detail = n.detail === undefined ? undefined : slackEscape(n.detail);
   if (!n.slack) {
     // The first message of the incident: its thread from now on, with the ack / resolve buttons.
     const text = `${title} (level ${n.incident.level}) ${mentions}`.trim();
@@ -122,12 +141,12 @@ async function notifySlack(config: Config, n: NotifyInput): Promise<NotifyResult
     n.kind === 'page'
       ? `Escalation level ${n.incident.level} (round ${n.incident.round}): ${mentions}, please acknowledge`
       : n.kind === 'reassigned'
-        ? `${mentions}: ${n.detail ?? 'reassigned to you'}`
-        : `${n.kind === 'resolved' ? '✅' : '👀'} ${n.detail ?? n.kind}`;
+        ? `${mentions}: ${detail ?? 'reassigned to you'}`
+        : `${n.kind === 'resolved' ? '✅' : '👀'} ${detail ?? n.kind}`;
   const r = await postSlackMessage(config, { idempotencyKey: n.idempotencyKey, channel: n.slack.channel, threadTs: n.slack.ts, text, notBefore: n.notBefore });
   if (n.kind === 'acknowledged' || n.kind === 'resolved') {
     // The root message shows the state and loses the buttons that no longer apply (an update replaces it whole).
-    await updateSlackMessage(config, { channel: n.slack.channel, ts: n.slack.ts, text: `${title} (${n.detail ?? n.kind})`, blocks: incidentBlocks(n, n.kind, n.detail) });
+    await updateSlackMessage(config, { channel: n.slack.channel, ts: n.slack.ts, text: `${title} (${detail ?? n.kind})`, blocks: incidentBlocks(n, n.kind, detail) });
   }
   return { channel: 'slack', delivered: true, ref: r.ts };
 }

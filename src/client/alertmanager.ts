@@ -1,14 +1,14 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
+import { type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { type Client, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { z } from 'zod';
 import { verifyAckLink } from '../activities/ack-link';
 import { describeIssue } from '../config/load';
-import { type Config, type Severity } from '../config/schema';
+import { type Config, type Severity, isLoopbackHost } from '../config/schema';
 import { redact, resolveSecret } from '../config/secrets';
 import { acknowledgeUpdate, incidentWorkflowId } from '../workflows/incident-definitions';
 import { openIncident, resolveIncident } from './incidents';
-import { HttpError, readBody } from './http';
+import { HttpError, createLimitedServer, readBody } from './http';
 
 /**
  * The incidents HTTP receiver:
@@ -22,6 +22,9 @@ import { HttpError, readBody } from './http';
  */
 
 const labels = z.record(z.string(), z.string());
+
+/** Alerts per webhook request: a group larger than this is refused whole (set `max_alerts` in Alertmanager's webhook_config). */
+export const MAX_ALERTS = 1000;
 
 /** https://prometheus.io/docs/alerting/latest/configuration/#webhook_config — extra fields are allowed (forward compatible). */
 export const alertmanagerPayloadSchema = z.object({
@@ -46,7 +49,8 @@ export const alertmanagerPayloadSchema = z.object({
         fingerprint: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/, 'must be an Alertmanager fingerprint (hex)'),
       }),
     )
-    .min(1, 'must hold at least one alert'),
+    .min(1, 'must hold at least one alert')
+    .max(MAX_ALERTS, `must hold at most ${MAX_ALERTS} alerts per request (Alertmanager's max_alerts caps a webhook)`),
 });
 export type AlertmanagerPayload = z.infer<typeof alertmanagerPayloadSchema>;
 
@@ -76,8 +80,6 @@ export interface ReceiverResult {
 }
 
 const MAX_BODY = 1 << 20;
-
-
 
 const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
 const same = (a: string, b: string): boolean => timingSafeEqual(digest(a), digest(b));
@@ -147,7 +149,7 @@ function page(title: string, body: string): string {
 async function handleAck(client: Client, config: Config, req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
   const check = verifyAckLink(config, url.searchParams);
   if (!check.ok) throw new HttpError(403, `acknowledge link refused: ${check.reason}`);
-  const { incident, by } = check.claim;
+  const { incident, key, by } = check.claim;
   if (req.method === 'GET') {
     res
       .writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' })
@@ -155,7 +157,7 @@ async function handleAck(client: Client, config: Config, req: IncomingMessage, r
     return;
   }
   try {
-    const rec = await client.workflow.getHandle(incident).executeUpdate(acknowledgeUpdate, { args: [{ by, note: 'acknowledged from the email link' }] });
+    const rec = await client.workflow.getHandle(incident).executeUpdate(acknowledgeUpdate, { args: [{ by, note: 'acknowledged from the email link', incidentKey: key }] });
     res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(page('Incident acknowledged', `<p>{{${incident}}} acknowledged by {{${rec.by}}} at {{${rec.at}}}.</p>`));
   } catch (err) {
     if (err instanceof WorkflowUpdateFailedError) throw new HttpError(409, `not acknowledged: ${err.cause?.message ?? err.message}`);
@@ -172,7 +174,11 @@ export interface IncidentServerOptions {
 
 /** The receiver as a node http.Server (not listening yet: `server.listen(config.incidents.listen.port, ...)`). */
 export function createIncidentServer({ client, config, log = () => undefined }: IncidentServerOptions): Server {
-  return createServer((req, res) => {
+  // The config check refuses this too; a config built in code must not get around it.
+  if (!config.incidents.auth && !isLoopbackHost(config.incidents.listen.host)) {
+    throw new Error(`incidents.auth: is required when incidents.listen.host is not a loopback address (${config.incidents.listen.host})`);
+  }
+  return createLimitedServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://receiver');
     const route = async (): Promise<void> => {
       if (url.pathname === '/healthz' && req.method === 'GET') {

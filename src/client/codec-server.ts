@@ -1,12 +1,12 @@
 import { timingSafeEqual } from 'node:crypto';
-import http from 'node:http';
+import type http from 'node:http';
 import { type AddressInfo } from 'node:net';
 import { type Payload, type PayloadCodec } from '@temporalio/common';
 import { payloadCodecs } from '../config/codec';
 import { InputError } from '../config/runbooks';
 import { type Config } from '../config/schema';
 import { resolveSecret } from '../config/secrets';
-import { HttpError, readBody } from './http';
+import { HttpError, createLimitedServer, readBody } from './http';
 
 /**
  * A Temporal codec server: the Web UI (and `temporal workflow show --codec-endpoint`) POSTs encoded payloads
@@ -123,7 +123,7 @@ export async function startCodecServer(opts: CodecServerOptions): Promise<CodecS
     return { status: 200, namespace, payloads: payloads.length };
   };
 
-  const server = http.createServer((req, res) => {
+  const server = createLimitedServer((req, res) => {
     const last = (req.url ?? '/').split('?')[0]!.split('/').filter(Boolean).pop();
     const path = last === 'decode' || last === 'encode' ? last : 'other'; // never a path segment that may be the token
     handle(req, res).then(

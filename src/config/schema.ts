@@ -391,6 +391,12 @@ const escalationSchema = z
   })
   .strict();
 
+/** 127.0.0.0/8, ::1 and localhost: only this machine reaches a server bound there. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h) || /^::ffff:127\./.test(h);
+}
+
 /** The HTTP receiver: Alertmanager webhook (POST /alertmanager) and the signed acknowledge links (/ack). */
 const incidentsSchema = z
   .object({
@@ -513,7 +519,7 @@ const chatopsSchema = z
     roles: z.record(name, z.array(z.string().regex(/^[USW][A-Z0-9]+$/, 'must be a Slack user id (U...) or user group id (S...)'))).default({}),
     /** The first rule matching (runbook, target) decides; no rule = nobody may run it from chat. */
     rules: z.array(chatopsRuleSchema).default([]),
-    /** Who may acknowledge / resolve incidents from their buttons; empty = anyone in the channel. */
+    /** Who may acknowledge / resolve incidents from their buttons (and see incident runs); absent or empty = nobody. */
     incidents: z.array(z.string().min(1)).default([]),
     /**
      * A command answers in its HTTP response when done within this time; else it is acknowledged ("working on
@@ -682,6 +688,13 @@ export const configSchema = z
       }),
     );
     checkEscalation(cfg, ctx);
+    if (!cfg.incidents.auth && !isLoopbackHost(cfg.incidents.listen.host)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['incidents', 'auth'],
+        message: `is required when incidents.listen.host is not a loopback address (${cfg.incidents.listen.host}): anyone who reaches the receiver could open and resolve incidents (bearerToken or username/password, as Alertmanager's http_config sends them)`,
+      });
+    }
     const ids = new Set<string>();
     cfg.schedules.forEach((s, i) => {
       if (ids.has(s.id)) ctx.addIssue({ code: 'custom', path: ['schedules', i, 'id'], message: `duplicate schedule id "${s.id}"` });

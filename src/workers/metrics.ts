@@ -1,4 +1,4 @@
-import http from 'node:http';
+import { createLimitedServer } from '../client/http';
 import { type AddressInfo } from 'node:net';
 import type { Context } from '@temporalio/activity';
 import { type ActivityInterceptorsFactory, type InjectedSinks } from '@temporalio/worker';
@@ -102,7 +102,7 @@ export interface MetricsServer {
  */
 export async function startMetricsServer(opts: { address: string; registry: Registry; sdkMetricsUrl?: string }): Promise<MetricsServer> {
   const [host, portText] = splitAddress(opts.address);
-  const server = http.createServer((req, res) => {
+  const server = createLimitedServer((req, res) => {
     if (req.method !== 'GET' || req.url?.split('?')[0] !== '/metrics') {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try GET /metrics\n');
       return;

@@ -50,6 +50,8 @@ export interface IncidentInput {
 export interface Decision {
   by: string;
   note?: string;
+  /** The incident key (IncidentState.key) the decision was made for, e.g. from a signed acknowledge link: refused by a later incident with the same id. */
+  incidentKey?: string;
 }
 
 export interface DecisionRecord extends Decision {

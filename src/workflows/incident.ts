@@ -112,6 +112,11 @@ export async function incident(input: IncidentInput): Promise<IncidentOutcome> {
   const requireBy = (d: { by?: unknown }): void => {
     if (typeof d?.by !== 'string' || !d.by.trim()) throw new Error('by: who acts must be named');
   };
+  const requireThisIncident = (d: Decision): void => {
+    if (d.incidentKey !== undefined && d.incidentKey !== s.key) {
+      throw new Error('incidentKey: this link belongs to an earlier incident with the same id, which is closed; this incident has its own link');
+    }
+  };
   const requireOpen = (): void => {
     if (s.resolved) throw new Error(`incident already resolved by ${s.resolved.by} at ${s.resolved.at}`);
   };
@@ -138,6 +143,7 @@ export async function incident(input: IncidentInput): Promise<IncidentOutcome> {
     {
       validator: (d: Decision) => {
         requireBy(d);
+        requireThisIncident(d);
         requireOpen();
         if (s.acknowledged) throw new Error(`incident already acknowledged by ${s.acknowledged.by} at ${s.acknowledged.at}`);
       },
@@ -256,6 +262,7 @@ export async function incident(input: IncidentInput): Promise<IncidentOutcome> {
       kind,
       incident: {
         id: info.workflowId,
+        key: s.key,
         title: input.title,
         severity: input.severity,
         description: input.description,

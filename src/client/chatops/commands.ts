@@ -50,7 +50,7 @@ export interface RunInfo {
 export interface Backend {
   start(def: RunbookDefinition, input: unknown, opts: { workflowId: string; memo: { chat: ChatMemo }; rejectDuplicate: boolean }): Promise<void>;
   describe(workflowId: string): Promise<RunInfo>;
-  list(limit: number, target?: string): Promise<Array<{ workflowId: string; state: string; startTime: string }>>;
+  list(limit: number, target?: string): Promise<Array<{ workflowId: string; state: string; startTime: string; runbook?: string; target?: string }>>;
   cancel(workflowId: string): Promise<void>;
   update(workflowId: string, update: string, arg: unknown): Promise<unknown>;
 }
@@ -126,11 +126,27 @@ export class ChatOps {
       case 'help':
         return ephemeral(helpText());
       case 'list': {
-        const rows = await this.backend.list(10, cmd.target);
+        if (!(await this.rbac.maySeeSome(actor, cmd.target))) {
+          return refused([`<@${actor.userId}> may not list runs${cmd.target ? ` of ${cmd.target}` : ''}: no chatops rule lets you run or approve anything${cmd.target ? ` on ${cmd.target}` : ''}`]);
+        }
+        // Only the runs of runbooks and targets the user may run or approve (the newest 200 looked at, 10 shown).
+        const rows: Awaited<ReturnType<Backend['list']>> = [];
+        for (const r of await this.backend.list(200, cmd.target)) {
+          if (rows.length < 10 && r.runbook && r.target && (await this.rbac.maySee(actor, r.runbook, r.target))) rows.push(r);
+        }
         return ephemeral(rows.length ? rows.map((r) => `${r.startTime}  ${r.state.padEnd(10)} \`${r.workflowId}\``).join('\n') : 'no runs yet');
       }
       case 'status': {
-        const run = await this.backend.describe(cmd.workflowId);
+        // One answer for a run the user may not see and for no run at all, unless some rule lets them see runs.
+        const hidden = refused([`<@${actor.userId}> may not see \`${cmd.workflowId}\`: it is not a run of a runbook and target you may run or approve`]);
+        let run: RunInfo;
+        try {
+          run = await this.backend.describe(cmd.workflowId);
+        } catch (err) {
+          if (err instanceof WorkflowNotFoundError && !(await this.rbac.maySeeSome(actor))) return hidden;
+          throw err;
+        }
+        if (!run.runbook || !run.target || !(await this.rbac.maySee(actor, run.runbook, run.target))) return hidden;
         return ephemeral(formatStatus(run, webUiLink(this.config, run.workflowId)));
       }
       case 'cancel': {
@@ -150,6 +166,9 @@ export class ChatOps {
 
   private async start(cmd: Extract<ChatCommand, { kind: 'start' }>, actor: Actor, req: CommandRequest): Promise<Reply> {
     const def = findRunbook(cmd.runbook);
+    // Permission first: who may not run this runbook anywhere gets the same answer for any parameters.
+    const some = await this.rbac.mayRunSome(actor, def.name);
+    if (!some.ok) return refused([some.reason]);
     const params: Record<string, unknown> = { ...cmd.params };
     if ('requestedBy' in params) throw new InputError(['requestedBy: set from who you are, not a parameter']);
     if (cmd.dryRun) {
@@ -276,10 +295,16 @@ export function temporalBackend(client: Client, config: Config): Backend {
       };
     },
     async list(limit, target) {
-      const rows: Array<{ workflowId: string; state: string; startTime: string }> = [];
+      const rows: Awaited<ReturnType<Backend['list']>> = [];
       const query = target ? `${RUNBOOK_TARGET.name} = ${JSON.stringify(target)}` : undefined;
       for await (const wf of client.workflow.list({ pageSize: limit, query })) {
-        rows.push({ workflowId: wf.workflowId, state: wf.status.name, startTime: wf.startTime.toISOString() });
+        rows.push({
+          workflowId: wf.workflowId,
+          state: wf.status.name,
+          startTime: wf.startTime.toISOString(),
+          runbook: wf.typedSearchAttributes.get(RUNBOOK_NAME),
+          target: wf.typedSearchAttributes.get(RUNBOOK_TARGET),
+        });
         if (rows.length >= limit) break;
       }
       return rows;

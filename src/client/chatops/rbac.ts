@@ -56,9 +56,40 @@ export class Rbac {
     };
   }
 
+  /**
+   * May the actor run this runbook on some target? Asked before its parameters are read, so somebody no rule lets
+   * run it gets one answer whatever they typed, and learns nothing about its inputs.
+   */
+  async mayRunSome(actor: Actor, runbook: string): Promise<Verdict> {
+    const rules = this.chat.rules.filter((r) => r.runbooks.includes('*') || r.runbooks.includes(runbook));
+    for (const r of rules) if (await this.among(actor, r.run)) return { ok: true };
+    const who = [...new Set(rules.flatMap((r) => r.run))];
+    return { ok: false, reason: `<@${actor.userId}> may not run ${runbook} (allowed: ${who.length ? who.join(', ') : 'nobody'})` };
+  }
+
+  /** Reads (status, list) follow the same rules: who may run or approve a runbook on a target may see its runs. */
+  async maySee(actor: Actor, runbook: string, target: string): Promise<boolean> {
+    if (runbook === 'incident' && (await this.mayHandleIncidents(actor)).ok) return true;
+    const rule = ruleFor(this.config, runbook, target);
+    return rule !== undefined && (await this.among(actor, [...rule.run, ...rule.approve]));
+  }
+
+  /** Does any rule (on this target, or on any) let the actor run or approve something? */
+  async maySeeSome(actor: Actor, target?: string): Promise<boolean> {
+    for (const r of this.chat.rules) {
+      if (target !== undefined && !r.targets.includes('*') && !r.targets.includes(target)) continue;
+      if (await this.among(actor, [...r.run, ...r.approve])) return true;
+    }
+    return (await this.mayHandleIncidents(actor)).ok;
+  }
+
+  /** `chatops.incidents` names who may press acknowledge / resolve; absent or empty, nobody may. */
   async mayHandleIncidents(actor: Actor): Promise<Verdict> {
     const who = this.chat.incidents;
-    if (who.length === 0 || (await this.among(actor, who))) return { ok: true };
-    return { ok: false, reason: `<@${actor.userId}> may not acknowledge or resolve incidents (allowed: ${who.join(', ')})` };
+    if (who.length > 0 && (await this.among(actor, who))) return { ok: true };
+    return {
+      ok: false,
+      reason: `<@${actor.userId}> may not acknowledge or resolve incidents (allowed: ${who.length ? who.join(', ') : 'nobody: chatops.incidents names no one'})`,
+    };
   }
 }

@@ -1,8 +1,8 @@
-import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
+import { type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { type AddressInfo } from 'node:net';
 import { type ChatOps, type Reply } from './commands';
 import { MAX_AGE_SECONDS, verifySignature } from './signature';
-import { HttpError, readBody } from '../http';
+import { HttpError, createLimitedServer, readBody } from '../http';
 
 /**
  * The HTTP side of ChatOps, Slack's request shapes (Mattermost sends the same slash-command form):
@@ -16,7 +16,8 @@ import { HttpError, readBody } from '../http';
 
 /** Slack waits 3 s for the response; we answer before that and send a slower result to response_url. */
 const ACK_WITHIN_MS = 250;
-const MAX_BODY = 1 << 20;
+/** Slack's slash command and block_actions bodies are a few KiB: nothing larger is read before the signature check. */
+export const MAX_BODY = 64 * 1024;
 
 export interface ChatopsServerOptions {
   chatops: ChatOps;
@@ -133,7 +134,7 @@ export async function startChatopsServer(opts: ChatopsServerOptions): Promise<Ch
     res.writeHead(200, { 'content-type': 'application/json; charset=utf-8' }).end(JSON.stringify(body));
   }
 
-  const server: Server = createServer((req, res) => {
+  const server: Server = createLimitedServer((req, res) => {
     handle(req, res).catch((err: unknown) => {
       const status = err instanceof HttpError ? err.status : 500;
       if (status === 500) log('request failed', { err: err instanceof Error ? err.message : String(err) });
