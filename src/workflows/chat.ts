@@ -17,6 +17,9 @@ const slackOnce = proxyActivities<RunbookActivities>({ startToCloseTimeout: '10 
 /** Progress posts go through a background pump and never hold a step (runs started before that change awaited each post). */
 export const CHAT_IN_BACKGROUND = 'chat-progress-in-background';
 
+/** After a failed progress post, how long reports are skipped (the final one is always tried). */
+const CHAT_RETRY_MS = 10_000;
+
 /** Button action ids the ChatOps service handles (src/client/chatops). */
 export const ACTIONS = {
   approve: 'runbook_approve',
@@ -51,6 +54,8 @@ export class ChatThread implements ProgressReporter {
   private opening?: Promise<void>;
   private editing = 0;
   private failed = false;
+  /** Background mode: after a failed post, reports wait until then (workflow time) unless final: a chat that is down is not hammered. */
+  private retryAt = 0;
   private readonly notBefore = new Date().toISOString();
   private readonly info = workflowInfo();
 
@@ -72,9 +77,9 @@ export class ChatThread implements ProgressReporter {
     return `${this.info.workflowId}/${this.info.runId}/${purpose}`;
   }
 
-  async report(status: RunbookStatus): Promise<void> {
+  async report(status: RunbookStatus, final = false): Promise<void> {
     const text = renderStatus(this.title, this.info.workflowId, status, this.memo.link);
-    if (this.background) return this.reportOnce(text);
+    if (this.background) return this.reportOnce(text, final);
     if (text === this.last) return;
     try {
       if (!this.ts) {
@@ -91,9 +96,9 @@ export class ChatThread implements ProgressReporter {
   }
 
   /** Background mode: one try to show `text` (open the thread, or update its message). Never throws. */
-  private async reportOnce(text: string): Promise<void> {
+  private async reportOnce(text: string, final: boolean): Promise<void> {
     this.latest = text;
-    if (text === this.last) return;
+    if (text === this.last || (this.failed && !final && Date.now() < this.retryAt)) return;
     try {
       if (!this.ts) await this.open(slackOnce);
       if (this.ts && this.last !== text) {
@@ -102,7 +107,9 @@ export class ChatThread implements ProgressReporter {
       }
       this.failed = false;
     } catch {
-      this.failed = true; // best effort: the next report tries again with the newest status
+      // Best effort: a report after CHAT_RETRY_MS (or the final one) tries again with the newest status.
+      this.failed = true;
+      this.retryAt = Date.now() + CHAT_RETRY_MS;
     }
   }
 

@@ -4,7 +4,8 @@ import { currentStep, observer, runbookName, setCurrentStep, setRunbookStatus, s
 
 /** Told about every change of a run's status (the chat thread's progress message). Must not throw. */
 export interface ProgressReporter {
-  report(status: RunbookStatus): Promise<void>;
+  /** `final`: the run's last status (background mode: tried even while chat is failing). */
+  report(status: RunbookStatus, final?: boolean): Promise<void>;
   /**
    * Reports go through Progress's background pump and never hold a step; false for runs started before that
    * change, which await every report before and after each step (their histories replay that way).
@@ -33,6 +34,7 @@ export class Progress {
   private dirty = false;
   private pumping = false;
   private held = 0;
+  private flushing = false;
 
   constructor(
     private readonly runbook: string,
@@ -101,18 +103,18 @@ export class Progress {
   }
 
   /**
-   * Run `fn` with no chat activity scheduled while it runs (e.g. between stopping and starting services): status
-   * changes inside are reported once it is over. The status query and the Web UI are live all along.
+   * From here on no chat activity is scheduled (e.g. between stopping and starting services) until `release()`
+   * (or `flush()`, so a failure inside the window keeps chat quiet through its rollback); status changes in
+   * between are reported once released. The status query and the Web UI stay live all along.
    */
-  async quiet<T>(fn: () => Promise<T>): Promise<T> {
-    if (!this.background) return fn();
-    this.held += 1;
-    try {
-      return await fn();
-    } finally {
-      this.held -= 1;
-      if (this.held === 0 && this.dirty) this.kick();
-    }
+  hold(): void {
+    if (this.background) this.held += 1;
+  }
+
+  release(): void {
+    if (!this.background || this.held === 0) return;
+    this.held -= 1;
+    if (this.held === 0 && this.dirty) this.kick();
   }
 
   /** Report the final state; call once before the run returns. In the background, waits for chat a bounded time only. */
@@ -121,6 +123,8 @@ export class Progress {
       await this.report();
       return;
     }
+    this.held = 0;
+    this.flushing = true;
     this.kick();
     const idle = (): boolean => !this.pumping && !this.reporter?.busy?.();
     if (!idle() && !this.reporter?.failing?.()) await condition(idle, FLUSH_WITHIN_MS).catch(() => undefined);
@@ -149,7 +153,7 @@ export class Progress {
       try {
         while (this.dirty && this.held === 0) {
           this.dirty = false;
-          await this.reporter!.report(this.status()).catch(() => undefined);
+          await this.reporter!.report(this.status(), this.flushing).catch(() => undefined);
         }
       } finally {
         this.pumping = false;
