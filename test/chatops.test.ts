@@ -17,8 +17,9 @@ import { actionBody, commandBody, signedPost } from './support/chat';
 import { abuse } from './support/slow-clients';
 import { recordHistory } from './support/histories';
 import { writeConfigFile } from './support/processes';
-import { damage, databasesLike } from './support/restore-fixture';
-import { createDatabase, testConfig, uniqueName } from './support/servers';
+import { damage, databasesLike, serviceContainer } from './support/restore-fixture';
+import { restoreTimeline, startSlackOutage } from './support/chat-timeline';
+import { createDatabase, servers, testConfig, uniqueName } from './support/servers';
 import { fingerprint, seedShop } from './support/shop-data';
 import { type FakeSlack, startFakeSlack } from './support/slack-api';
 import { useDevServer, workflowBundle } from './support/temporal';
@@ -138,6 +139,7 @@ test('a signed /runbook backup is acknowledged with its id and link and runs; ba
     const handle = dev.client.workflow.getHandle(id);
     const firstRun = (await handle.describe()).runId;
     await handle.result();
+    await recordHistory(id, 'backup-chatops');
 
     // Progress: one message in the channel, updated in place until the run completed.
     const progress = await until(() => slack.messages.find((m) => m.channel === 'C0OPS' && m.text?.includes(`\`${id}\``) && m.text.includes('— completed')));
@@ -247,6 +249,55 @@ test('RB-01 from chat with quorum 2: the requester, a non-approver and a second 
     await dev.client.workflow.getHandle(result.dropWorkflowId).terminate('test over');
   } finally {
     await s.stop();
+  }
+});
+
+test('a restore from chat while the Slack API is down: no chat activity is scheduled while services are down, and it completes', async () => {
+  const outage = await startSlackOutage();
+  const service = await serviceContainer();
+  const s = await setup({
+    tweak: (raw) => {
+      raw.notifications.slack.apiUrl = outage.apiUrl;
+      raw.targets.dockerHosts = [{ name: 'local', dockerHost: servers().docker.host }];
+      raw.targets.services = [{ name: 'api', host: 'local', containers: [service.name], healthUrl: service.healthUrl }];
+      raw.targets.databases[0].services = ['api'];
+    },
+  });
+  try {
+    const taskQueue = s.config.temporal.taskQueue;
+    await dev.client.workflow.execute('backup', { taskQueue, workflowId: `backup/${s.target}/${Date.now()}`, args: [{ target: s.target, kind: 'postgres', prune: false }] });
+    const atBackup = await fingerprint(s.db);
+    await damage(s.db);
+
+    const r = await command(s, ALICE, `restore target=${s.target} reason="orders table damaged"`);
+    expect(r.json().text).toContain(`\`restore/${s.target}\``);
+    const handle = dev.client.workflow.getHandle(`restore/${s.target}`);
+    const result: RestoreOutcome = await handle.result();
+    if (result.outcome !== 'restored') throw new Error(result.outcome);
+    await dev.client.workflow.getHandle(result.dropWorkflowId).terminate('test over');
+    await recordHistory(handle.workflowId, 'restore-chatops-slack-down');
+    expect(await fingerprint(s.db)).toEqual(atBackup);
+    expect(await service.running()).toBe(true);
+
+    const fromChat = restoreTimeline(await handle.fetchHistory());
+
+    // The same restore started by the client (no chat): downtime and duration from both histories, for the report.
+    const plain = await dev.client.workflow.start('restoreDatabase', { taskQueue, workflowId: `restore/${s.target}`, args: [{ target: s.target, backup: 'latest', dryRun: false, reason: 'test: compare' }] });
+    const again: RestoreOutcome = await plain.result();
+    if (again.outcome !== 'restored') throw new Error(again.outcome);
+    await dev.client.workflow.getHandle(again.dropWorkflowId).terminate('test over');
+    const fromClient = restoreTimeline(await plain.fetchHistory());
+    console.log(
+      `restore from chat with the Slack API down: downtime ${fromChat.downtimeMs.toFixed(0)} ms, duration ${fromChat.durationMs.toFixed(0)} ms, ${fromChat.chatScheduled} chat activities; ` +
+        `from the client: downtime ${fromClient.downtimeMs.toFixed(0)} ms, duration ${fromClient.durationMs.toFixed(0)} ms`,
+    );
+    expect(fromChat.chatScheduled).toBeGreaterThan(0); // the run did report to chat (and Slack refused)
+    expect(outage.calls()).toBeGreaterThan(0);
+    expect(fromChat.chatInWindow).toEqual([]);
+  } finally {
+    await s.stop();
+    await service.remove();
+    await outage.close();
   }
 });
 

@@ -229,6 +229,7 @@ async function restore(input: RestoreInput, progress: Progress, chat: ChatThread
 
     downtimeStart = Date.now();
     compensations.push({ step: 'start services', run: startServices });
+    progress.hold(); // the downtime window: no chat activity until services are started again (or rolled back: flush resumes)
     if (allContainers.length) await progress.step('stop services', stopServices);
     compensations.push({ step: 'swap back', run: () => quick.swapBack(plan) });
     swapped = true; // from here on, a failure means production must be swapped back
@@ -237,6 +238,7 @@ async function restore(input: RestoreInput, progress: Progress, chat: ChatThread
       compensations.push({ step: 'stop services', run: stopServices });
       await progress.step('start services', startServices);
     }
+    progress.release();
     downtimeMs = Date.now() - downtimeStart;
     await progress.step('health check', () => health.checkProductionHealth(plan), (r) => `${r.length} check(s) passed`);
   } catch (err) {
