@@ -24,7 +24,9 @@ export interface RotationResult {
  * period, a durable timer) → retire the old credential → check it is refused.
  * Until "retire" both credentials work, so a consumer on either one is served. Any failure (or a cancel)
  * rolls back in the order that keeps that true: old credential back → .env files and GitHub back →
- * consumers restarted onto the old values → new credential withdrawn. No secret value passes through here.
+ * consumers restarted onto the old values → new credential withdrawn. If an undo step fails, the rollback
+ * stops before the withdrawal and keeps the state file (the lock): both credentials stay valid, and the run
+ * fails saying which consumer holds which version and how to finish by hand. No secret value passes through here.
  */
 export async function rotateSecrets(input: RotateSecretsInput): Promise<RotationResult> {
   const progress = new Progress('rotateSecrets');
