@@ -403,7 +403,8 @@ export async function updateGithubSecrets(config: Config, ref: RotationRef): Pro
 
 /**
  * PUT back the values GitHub had, as the .env files had them before this rotation (GitHub itself never
- * returns a secret). Returns the secrets it could not restore for want of a previous value.
+ * returns a secret). Returns the secrets it could not restore for want of a previous value; fails naming those a
+ * PUT refused (details: { notRestored }), after trying every one. Idempotent: PUT replaces.
  */
 export async function restoreGithubSecrets(config: Config, ref: RotationRef): Promise<{ restored: string[]; unknown: string[] }> {
   const { previous } = await stateOf(config, ref);
