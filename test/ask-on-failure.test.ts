@@ -192,8 +192,8 @@ test('restore: "restore aside" failing after its retries waits for an answer; sk
     expect(calls).not.toContain('swap'); // production untouched while it waits
 
     // Refused answers change nothing: skipping a restore step is not offered, an answer to another step is stale.
-    await expect(handle.executeUpdate(stepDecisionUpdate, { args: [{ answer: 'skip', by: 'bob' }] })).rejects.toThrow();
-    await expect(handle.executeUpdate(stepDecisionUpdate, { args: [{ answer: 'retry', by: 'bob', step: 'validate' }] })).rejects.toThrow();
+    await expect(handle.executeUpdate(stepDecisionUpdate, { args: [{ answer: 'skip', by: 'bob' }] })).rejects.toMatchObject({ cause: { message: 'answer: "skip" is not possible here (choose retry, abort)' } });
+    await expect(handle.executeUpdate(stepDecisionUpdate, { args: [{ answer: 'retry', by: 'bob', step: 'validate' }] })).rejects.toMatchObject({ cause: { message: 'step: "validate" is not waiting (waiting: "restore aside")' } });
     const file = writeConfigFile(yaml);
     const refused = await runCli(['--config', file, 'answer', handle.workflowId, 'skip', '--by', 'bob']);
     expect(refused.exitCode).toBe(2);

@@ -323,7 +323,7 @@ test('status, list and cancel from chat: a production restore waiting for approv
     expect((await command(s, MALLORY, `cancel ${id}`)).json().text).toContain(`<@${MALLORY}> may not run restore on ${s.target}`);
     expect((await dev.client.workflow.getHandle(id).describe()).status.name).toBe('RUNNING');
     expect((await command(s, BOB, `cancel ${id}`)).json()).toMatchObject({ response_type: 'in_channel', text: expect.stringContaining(`asked \`${id}\` to cancel`) });
-    await expect(dev.client.workflow.getHandle(id).result()).rejects.toThrow();
+    await expect(dev.client.workflow.getHandle(id).result()).rejects.toThrow('Workflow execution cancelled');
     expect((await dev.client.workflow.getHandle(id).describe()).status.name).toBe('CANCELLED');
     expect(await databasesLike(s.db)).toEqual([s.db]);
     expect((await command(s, BOB, 'status restore/no-such-run')).json().text).toBe(':grey_question: no run with id `restore/no-such-run`');

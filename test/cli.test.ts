@@ -139,7 +139,7 @@ test('runbook cancel stops a backup mid-dump: pg_dump is killed and no file is l
     expect(cancel.exitCode).toBe(0);
     await expect(handle.result()).rejects.toThrow(/cancel/i);
     expect((await handle.describe()).status.name).toBe('CANCELLED');
-    expect(() => process.kill(dumpPid!, 0)).toThrow(); // pg_dump is gone
+    expect(() => process.kill(dumpPid!, 0)).toThrow('ESRCH'); // pg_dump is gone
     const dir = path.join(config.backups.root, target);
     expect(existsSync(dir) ? readdirSync(dir) : []).toEqual([]); // its temp file too
   } finally {

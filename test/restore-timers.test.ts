@@ -1,7 +1,7 @@
 import { readdirSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { Client, WorkflowFailedError, type WorkflowHandle, type WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
+import { Client, WorkflowFailedError, WorkflowNotFoundError, type WorkflowHandle, type WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment, TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
@@ -217,7 +217,7 @@ test('a production restore nobody approves ends "not approved" after approvalTim
     expect(readdirSync(path.join(f.config.backups.root, f.target)).sort()).toEqual([f.backup.file, `${f.backup.id}.manifest.json`].sort());
 
     // The gate is closed: an approval now is refused, and changes nothing.
-    await expect(handle.executeUpdate(approveUpdate, { args: [{ by: 'bob' }] })).rejects.toThrow();
+    await expect(handle.executeUpdate(approveUpdate, { args: [{ by: 'bob' }] })).rejects.toBeInstanceOf(WorkflowNotFoundError); // the run is over
     expect(await fingerprint(f.db)).toEqual(before);
     expect(await databasesLike(f.db)).toEqual([f.db]);
   });
@@ -273,9 +273,9 @@ test('approval by Update: the requester and a nameless approver are refused, bob
     await waitForStep(second, 'approval');
     expect(await refusal(second.executeUpdate(rejectUpdate, { args: [{ by: '' }] }))).toBe('by: who decides must be named');
     expect(await second.executeUpdate(rejectUpdate, { args: [{ by: 'carol', note: 'wrong backup' }] })).toMatchObject({ decision: 'rejected', by: 'carol' });
-    // Decided once: a later approval is refused.
-    await expect(second.executeUpdate(approveUpdate, { args: [{ by: 'bob' }] })).rejects.toThrow();
     const rejected = await second.result();
+    // Decided once: a later approval is refused (the run is over).
+    await expect(second.executeUpdate(approveUpdate, { args: [{ by: 'bob' }] })).rejects.toBeInstanceOf(WorkflowNotFoundError);
 
     expect(rejected).toMatchObject({ outcome: 'not approved', reason: 'rejected', decision: { decision: 'rejected', by: 'carol', note: 'wrong backup' } });
     expect(await fingerprint(f.db)).toEqual(current);

@@ -108,7 +108,7 @@ test('cancelling during the grace period rolls back: the old key signs again, th
     const handle = await start();
     const newToken = await sign(jwksFile);
     await handle.cancel();
-    await expect(handle.result()).rejects.toThrow();
+    await expect(handle.result()).rejects.toThrow('Workflow execution cancelled');
     expect(keySet(jwksFile)).toEqual((JSON.parse(original) as { keys: Jwk[] }).keys);
     expect(await verifies(jwksFile, oldToken)).toBe(true);
     expect(await verifies(jwksFile, newToken)).toBe(false);

@@ -2,6 +2,8 @@ import { statSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { type Worker } from '@temporalio/worker';
 import { WorkflowFailedError } from '@temporalio/client';
+import { parse, stringify } from 'yaml';
+import { parseConfig } from '../src/config/load';
 import { createRunbookWorker } from '../src/workers/worker';
 import { type RotationResult } from '../src/workflows/rotate-secrets';
 import { REPO, authLoop, containerStartedAt, exportedHistory, pgLogin, readEnv, redisLogin, rotationFixture, type RotationFixture } from './support/rotation-fixture';
@@ -131,5 +133,49 @@ test('a failure after the database password changed rolls back everything: old v
     expect(ok.plan.newRole).toBe(f.roles[1]);
   } finally {
     await f.close();
+  }
+});
+
+test('an undo step that fails leaves both credentials valid and the lock kept: every consumer still logs in with what it holds, and the failure says who holds which', async () => {
+  const fixture = await rotationFixture();
+  try {
+    // The cache set also keeps REDIS_USER in GitHub and the .env file, after REDIS_PASSWORD.
+    const raw = parse(fixture.yaml) as { rotation: { sets: Array<{ name: string; envFiles: Array<{ keys: object }>; github: { secrets: object } }> } };
+    const cache = raw.rotation.sets.find((s) => s.name === fixture.cacheSet)!;
+    cache.envFiles[0]!.keys = { password: 'REDIS_PASSWORD', user: 'REDIS_USER' };
+    cache.github.secrets = { password: 'REDIS_PASSWORD', user: 'REDIS_USER' };
+    const f: RotationFixture = { ...fixture, config: parseConfig(stringify(raw), 'rotation.yaml') };
+    // GitHub takes the new REDIS_PASSWORD, refuses REDIS_USER (→ rollback), then refuses to put REDIS_PASSWORD back.
+    f.github.failPut.set('REDIS_USER', { status: 422, times: 1 });
+    f.github.failPut.set('REDIS_PASSWORD', { status: 403, times: 1, after: 1 });
+    const loop = authLoop(f);
+    const err = await withWorker(f, () => rotate(f, f.cacheSet).then(() => undefined, (e: unknown) => e));
+    const { failures } = await loop.stop();
+    await recordHistory(`rotate/${f.cacheSet}`, 'rotate-secrets-rollback-undo-failed');
+    expect(failures).toEqual([]);
+
+    // Each consumer logs in with the value it holds: the .env file went back to the old one, GitHub kept the new one.
+    const env = readEnv(f.envFile);
+    expect(env.REDIS_PASSWORD).toBe(f.initial.redisPassword);
+    await expect(redisLogin(env.REDIS_USER!, env.REDIS_PASSWORD!)).resolves.toBeUndefined();
+    const onGitHub = { user: f.github.secrets.get(`${REPO}/REDIS_USER`)!, password: f.github.secrets.get(`${REPO}/REDIS_PASSWORD`)! };
+    expect(onGitHub.password).not.toBe(f.initial.redisPassword);
+    await expect(redisLogin(onGitHub.user, onGitHub.password)).resolves.toBeUndefined();
+    // The lock (with the new values) is kept, and no audit line claims the rotation is over.
+    expect(readdirSync(f.stateDir).filter((n) => n.endsWith('.state'))).toEqual([`${f.cacheSet}.state`]);
+    expect(readdirSync(f.stateDir)).not.toContain('audit.jsonl');
+
+    expect(err).toBeInstanceOf(WorkflowFailedError);
+    const message = String((err as WorkflowFailedError).cause?.message);
+    expect(message).toContain('GitHub secret REDIS_USER of acme/shop failed (HTTP 422)');
+    expect(message).toContain('rollback incomplete: restore GitHub secrets: GitHub secret REDIS_PASSWORD of acme/shop failed (HTTP 403)');
+    expect(message).toContain('the old and the new credential both stay valid');
+    expect(message).toContain(`Consumers: .env file ${f.envFile}: old; GitHub secret REDIS_PASSWORD: new; GitHub secret REDIS_USER: old; service app: old.`);
+    expect(message).toContain(`the old values are in each .env file's .env.before-`);
+    expect(message).toContain(`withdraw the new credential (ACL SETUSER <user> !<hash>`);
+    expect(message).toContain(`delete <rotation.stateDir>/${f.cacheSet}.state`);
+    expect([f.initial.redisPassword, onGitHub.password].filter((v) => message.includes(v))).toEqual([]);
+  } finally {
+    await fixture.close();
   }
 });

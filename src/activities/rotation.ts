@@ -41,6 +41,8 @@ export interface RotationPlan extends RotationRef {
   /** JWT: how long old keys keep verifying (the durable timer). */
   graceMs?: number;
   envFiles: number;
+  /** The .env files, in order (absent from plans made before it was added). */
+  envFilePaths?: string[];
   githubSecrets: string[];
   services: string[];
 }
@@ -292,6 +294,7 @@ export async function beginRotation(config: Config, input: RotationRef & { workf
     kind,
     newRole: undefined,
     envFiles: set.envFiles.length,
+    envFilePaths: set.envFiles.map((f) => f.path),
     githubSecrets: Object.values(set.github?.secrets ?? {}),
     services: set.services,
   };
@@ -360,11 +363,27 @@ export async function writeEnvFiles(config: Config, ref: RotationRef): Promise<n
   return set.envFiles.length;
 }
 
-/** Put back every .env file this rotation wrote. Idempotent: writes the kept version only where it differs. */
+/**
+ * Put back every .env file this rotation wrote, each one even when another fails; the failure names the
+ * files not restored (details: { notRestored }), which then still hold the new values.
+ * Idempotent: writes the kept version only where it differs.
+ */
 export async function restoreEnvFiles(config: Config, ref: RotationRef): Promise<number> {
   const set = findSet(config, ref.set);
   let restored = 0;
-  for (const f of set.envFiles) if (await restoreEnvFile(f.path, ref.rotationId)) restored++;
+  const notRestored: string[] = [];
+  const reasons: string[] = [];
+  for (const f of set.envFiles) {
+    try {
+      if (await restoreEnvFile(f.path, ref.rotationId)) restored++;
+    } catch (err) {
+      notRestored.push(f.path);
+      reasons.push(`${f.path} (${err instanceof Error ? err.message : String(err)})`);
+    }
+  }
+  if (notRestored.length) {
+    throw ApplicationFailure.create({ message: redact(`.env file(s) not restored: ${reasons.join(', ')}`), type: 'EnvRestoreFailed', details: [{ notRestored }] });
+  }
   return restored;
 }
 
@@ -384,7 +403,8 @@ export async function updateGithubSecrets(config: Config, ref: RotationRef): Pro
 
 /**
  * PUT back the values GitHub had, as the .env files had them before this rotation (GitHub itself never
- * returns a secret). Returns the secrets it could not restore for want of a previous value.
+ * returns a secret). Returns the secrets it could not restore for want of a previous value; fails naming those a
+ * PUT refused (details: { notRestored }), after trying every one. Idempotent: PUT replaces.
  */
 export async function restoreGithubSecrets(config: Config, ref: RotationRef): Promise<{ restored: string[]; unknown: string[] }> {
   const { previous } = await stateOf(config, ref);
@@ -397,7 +417,25 @@ export async function restoreGithubSecrets(config: Config, ref: RotationRef): Pr
   }
   const known = Object.entries(set.github.secrets).filter(([name]) => previous[name] !== undefined);
   const unknown = Object.entries(set.github.secrets).filter(([name]) => previous[name] === undefined).map(([, secret]) => secret);
-  const restored = known.length ? await putRepositorySecrets(githubTarget(config, set), Object.fromEntries(known.map(([name, secret]) => [secret, previous[name]!]))) : [];
+  // Each secret on its own, so one refused PUT does not leave the others on the new value.
+  const restored: string[] = [];
+  const failures: ApplicationFailure[] = [];
+  for (const [name, secret] of known) {
+    try {
+      restored.push(...(await putRepositorySecrets(githubTarget(config, set), { [secret]: previous[name]! })));
+    } catch (err) {
+      failures.push(err instanceof ApplicationFailure ? err : ApplicationFailure.create({ message: redact(String(err)), type: 'GitHubRequestFailed' }));
+    }
+  }
+  if (failures.length) {
+    const notRestored = Object.values(set.github.secrets).filter((s) => !restored.includes(s));
+    throw ApplicationFailure.create({
+      message: failures.map((f) => f.message).join('; '),
+      type: 'GitHubRestoreFailed',
+      nonRetryable: failures.every((f) => f.nonRetryable),
+      details: [{ notRestored }],
+    });
+  }
   return { restored, unknown };
 }
 

@@ -49,7 +49,7 @@ test.each(['restoreEnvFiles', 'restoreGithubSecrets', 'revertNewCredential'])('a
     const handle = await dev.client.workflow.start('rotateSecrets', { taskQueue: f.taskQueue, workflowId: `rotate/${f.dbSet}`, args: [{ set: f.dbSet }] });
     expect(await workers[0]!.exited).toBeNull();
     workers.push(await startWorkerProcess(file));
-    await expect(handle.result()).rejects.toThrow();
+    await expect(handle.result()).rejects.toMatchObject({ cause: { message: expect.stringMatching(/GitHub secret DB_PASSWORD of acme\/shop failed \(HTTP 422\).*rolled back: the old values are in place everywhere/) } });
     expect((await loop.stop()).failures).toEqual([]);
     expect(readFileSync(f.envFile, 'utf8')).toBe(f.envText);
     await expect(pgLogin(f.db, f.roles[0], f.initial.dbPassword)).resolves.toBeUndefined();

@@ -112,7 +112,7 @@ test('RB-02 rotation: Temporal restarted while consumers restart; one rotation, 
     const env = readEnv(f.envFile);
     expect(env.DB_USER).toBe(result.plan.newRole);
     await expect(pgLogin(f.db, env.DB_USER!, env.DB_PASSWORD!)).resolves.toBeUndefined();
-    await expect(pgLogin(f.db, f.roles[0], f.initial.dbPassword)).rejects.toThrow();
+    await expect(pgLogin(f.db, f.roles[0], f.initial.dbPassword)).rejects.toThrow(/not permitted to log in/);
     expect(f.github.secrets.get(`${REPO}/DB_PASSWORD`)).toBe(env.DB_PASSWORD);
     expect(f.github.requests.filter((r) => r.method === 'PUT').map((r) => r.path)).toEqual([`/repos/${REPO}/actions/secrets/DB_PASSWORD`]);
     expect(await containerStarts(f.container, since)).toBe(1);

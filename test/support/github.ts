@@ -17,8 +17,8 @@ export interface FakeGitHub {
   secrets: Map<string, string>;
   /** Every request: method, path, status. */
   requests: Array<{ method: string; path: string; status: number }>;
-  /** Answer the next PUT(s) of this secret name with an error: name → { status, times }. */
-  failPut: Map<string, { status: number; times: number }>;
+  /** Answer the next PUT(s) of this secret name with an error: name → { status, times }, after letting `after` PUTs of it through. */
+  failPut: Map<string, { status: number; times: number; after?: number }>;
   close(): Promise<void>;
 }
 
@@ -49,7 +49,8 @@ export async function startFakeGitHub(token = 'ghp_test_token_for_the_fake'): Pr
       if (req.method === 'PUT' && put) {
         const name = put[3]!;
         const fail = failPut.get(name);
-        if (fail && fail.times > 0) {
+        if (fail?.after) fail.after--;
+        else if (fail && fail.times > 0) {
           fail.times--;
           return reply(fail.status, { message: 'Validation Failed (injected by the test)' });
         }
