@@ -6,7 +6,7 @@ import { collectDefaultMetrics } from 'prom-client';
 import { freePort } from '../client/local-servers';
 import { ConfigError, configPath, loadConfig } from '../config/load';
 import { encryptionCodec } from '../config/codec';
-import { checkSecrets, redact } from '../config/secrets';
+import { checkSecrets, redact, redactValue } from '../config/secrets';
 import { BUNDLE_PATH } from './bundle';
 import { createRunbookMetrics, startMetricsServer } from './metrics';
 import { hostTaskQueueName } from '../activities';
@@ -17,7 +17,8 @@ import { createRunbookWorker } from './worker';
 function scrub(meta: Record<string, unknown> | undefined): Record<string, unknown> {
   if (!meta) return {};
   try {
-    return JSON.parse(redact(JSON.stringify(meta))) as Record<string, unknown>;
+    // Each string before serialisation (redactValue), not the JSON text after it.
+    return JSON.parse(JSON.stringify(redactValue(meta))) as Record<string, unknown>;
   } catch {
     return { meta: '[unserializable]' };
   }
