@@ -101,7 +101,7 @@ export function secretFields(config: Config): Array<{ field: string; ref: Secret
   const slack = config.notifications.slack;
   if (slack) out.push({ field: 'notifications.slack.botToken', ref: slack.botToken });
   const codec = config.observability.codecServer;
-  if (codec?.token) out.push({ field: 'observability.codecServer.token', ref: codec.token });
+  if (codec) out.push({ field: 'observability.codecServer.token', ref: codec.token });
   if (config.chatops) out.push({ field: 'chatops.signingSecret', ref: config.chatops.signingSecret });
   // Incidents: SMS provider, acknowledge-link key, the receiver's credentials.
   const sms = config.escalation.sms;
