@@ -1,5 +1,4 @@
 #!/usr/bin/env node
-import { existsSync } from 'node:fs';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import pino from 'pino';
 import { collectDefaultMetrics } from 'prom-client';
@@ -7,7 +6,7 @@ import { freePort } from '../client/local-servers';
 import { ConfigError, configPath, loadConfig } from '../config/load';
 import { encryptionCodec } from '../config/codec';
 import { checkSecrets, redact, redactValue } from '../config/secrets';
-import { BUNDLE_PATH } from './bundle';
+import { prebuiltBundle } from './bundle';
 import { createRunbookMetrics, startMetricsServer } from './metrics';
 import { hostTaskQueueName } from '../activities';
 import { createDockerHostWorker } from './docker-host';
@@ -84,7 +83,7 @@ async function main(): Promise<void> {
     ? await startMetricsServer({ address: metricsAddress, registry: metrics.registry, sdkMetricsUrl: `http://127.0.0.1:${sdkMetricsPort}/metrics` })
     : undefined;
   // The bundle `npm run build` made; without it (running from source) the worker bundles at start.
-  const workflowBundle = existsSync(BUNDLE_PATH) ? { codePath: BUNDLE_PATH } : undefined;
+  const workflowBundle = prebuiltBundle(config);
   const worker = dockerHost
     ? await createDockerHostWorker({ config, host: dockerHost, metrics })
     : await createRunbookWorker({ config, workflowBundle, metrics });
