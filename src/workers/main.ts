@@ -46,8 +46,8 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  // The ChatOps signing secret is the ChatOps server's, not the worker's.
-  const problems = checkSecrets(config).filter((p) => !p.startsWith('chatops.'));
+  // The ChatOps signing secret is the ChatOps server's and the codec server's token the codec server's, not the worker's.
+  const problems = checkSecrets(config).filter((p) => !p.startsWith('chatops.') && !p.startsWith('observability.codecServer.'));
   try {
     encryptionCodec(config); // a codec key of the wrong size is a config problem, not a crash
   } catch (err) {
