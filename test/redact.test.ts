@@ -1,3 +1,4 @@
+import { redactParams } from '../src/client/start-options';
 import { redact, redactValue, registerSecret } from '../src/config/secrets';
 
 /**
@@ -54,4 +55,11 @@ test('redactValue scrubs each string before serialisation: the JSON stays valid 
   const circular: Record<string, unknown> = { s: PASSWORD };
   circular.self = circular;
   expect(redactValue(circular)).toEqual({ s: '[redacted]', self: '[circular]' });
+});
+
+test('run parameters shown in the memo: long text is cut after redaction, so no half of a secret survives', () => {
+  const shown = redactParams({ reason: `${'x'.repeat(190)}${PASSWORD} and more`, extra: { note: `dsn=postgres://u:${encodeURIComponent(PASSWORD)}@db` } });
+  expect(shown.reason).toBe(`${'x'.repeat(190)}[redacted]…`);
+  expect(String(shown.extra)).toBe('{"note":"dsn=postgres://u:[redacted]@db"}');
+  expect(leaks(JSON.stringify(shown))).toEqual([]);
 });
