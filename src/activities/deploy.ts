@@ -7,6 +7,7 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { execa } from 'execa';
 import { type Config, type DockerHostConfig, type ServiceConfig, type ServiceDeployConfig, durationMs } from '../config/schema';
+import { DOCKER_ENV, childEnv } from './process';
 
 /**
  * The deploy and scale runbooks' steps on one Docker host: instances are containers on the host network,
@@ -95,7 +96,7 @@ function tlsArgs(h: DockerHostConfig): string[] {
 
 async function docker(h: DockerHostConfig, args: string[], timeoutMs = 60_000): Promise<{ exitCode: number; stdout: string; stderr: string }> {
   const r = await execa('docker', [...tlsArgs(h), ...args], {
-    env: { DOCKER_HOST: h.dockerHost },
+    ...childEnv({ DOCKER_HOST: h.dockerHost }, DOCKER_ENV),
     reject: false,
     stdin: 'ignore',
     timeout: timeoutMs,
@@ -480,14 +481,14 @@ export async function setUpstream(deps: HostDeps, input: { service: string; serv
   writeFileSync(tmp, renderUpstream(input.service, input.servers));
   if (existsSync(file)) copyFileSync(file, backup);
   renameSync(tmp, file);
-  const test = await execa(n.binary, ['-t', '-q', ...nginxArgs(n)], { reject: false, stdin: 'ignore', timeout: 30_000 });
+  const test = await execa(n.binary, ['-t', '-q', ...nginxArgs(n)], { ...childEnv({}), reject: false, stdin: 'ignore', timeout: 30_000 });
   if (test.exitCode !== 0) {
     if (existsSync(backup)) renameSync(backup, file);
     throw ApplicationFailure.nonRetryable(`nginx -t refused the new upstream of ${input.service}: ${String(test.stderr).trim().slice(-400)}`, 'NginxConfigInvalid');
   }
   const master = masterPid(n);
   const before = master ? workerPids(master) : new Set<number>();
-  const reload = await execa(n.binary, ['-s', 'reload', ...nginxArgs(n)], { reject: false, stdin: 'ignore', timeout: 30_000 });
+  const reload = await execa(n.binary, ['-s', 'reload', ...nginxArgs(n)], { ...childEnv({}), reject: false, stdin: 'ignore', timeout: 30_000 });
   if (reload.exitCode !== 0) throw ApplicationFailure.retryable(`nginx -s reload failed: ${String(reload.stderr).trim().slice(-400)}`, 'NginxReloadFailed');
   if (master) {
     const deadline = Date.now() + 15_000;

@@ -1,6 +1,7 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { execa } from 'execa';
+import { DOCKER_ENV, childEnv } from './process';
 
 /**
  * Containers on a Docker host, through the docker CLI (argument arrays, no shell) with DOCKER_HOST set to
@@ -31,7 +32,7 @@ function cancelSignal(): AbortSignal | undefined {
 
 async function docker(dockerHost: string, args: string[], timeoutMs = 60_000): Promise<{ exitCode: number; stdout: string; stderr: string }> {
   const r = await execa('docker', args, {
-    env: { DOCKER_HOST: dockerHost },
+    ...childEnv({ DOCKER_HOST: dockerHost }, DOCKER_ENV),
     reject: false,
     stdin: 'ignore',
     timeout: timeoutMs,

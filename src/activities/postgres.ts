@@ -6,7 +6,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import pg from 'pg';
 import { type Config, type DatabaseTarget } from '../config/schema';
 import { redact, resolveSecret } from '../config/secrets';
-import { runHeartbeated } from './process';
+import { PG_ENV, runHeartbeated } from './process';
 import {
   type BackupManifest,
   createPrivateFile,
@@ -117,6 +117,7 @@ export async function dumpPostgres(config: Config, input: DumpPostgresInput): Pr
   const started = Date.now();
   const result = await runHeartbeated(pgBin(config, 'pg_dump'), ['--format=custom', '--no-password', '--file', partial], {
     env,
+    passthrough: PG_ENV,
     marker: partial,
     progress: () => fs.stat(partial).then((st) => ({ bytes: st.size })),
   });

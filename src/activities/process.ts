@@ -2,6 +2,27 @@ import { readFileSync } from 'node:fs';
 import { Context } from '@temporalio/activity';
 import { type Result, execa } from 'execa';
 
+/** What every child gets from the worker's environment, when set: where programs are, home, locale, time zone, temp dir. */
+const BASE_ENV = ['PATH', 'HOME', 'LANG', 'LANGUAGE', 'LC_ALL', 'LC_CTYPE', 'LC_MESSAGES', 'TZ', 'TMPDIR'] as const;
+/** libpq's TLS settings an operator may set for the worker (the connection itself comes from the config). */
+export const PG_ENV = ['PGSSLMODE', 'PGSSLROOTCERT', 'PGSSLCERT', 'PGSSLKEY', 'PGSSLCRL', 'PGSYSCONFDIR'] as const;
+/** The docker CLI's own settings (the engine address comes from the config as DOCKER_HOST). */
+export const DOCKER_ENV = ['DOCKER_CONFIG', 'DOCKER_CERT_PATH', 'DOCKER_TLS_VERIFY'] as const;
+
+/**
+ * execa options for a child's environment: only BASE_ENV and `passthrough` from the worker's environment, plus
+ * `set` (e.g. PGPASSWORD, DOCKER_HOST). Never the whole environment (`extendEnv: false`): the worker holds
+ * every secret of the config (codec keys, tokens, passwords of other targets), which a child has no use for.
+ */
+export function childEnv(set: Record<string, string>, passthrough: readonly string[] = []): { env: Record<string, string>; extendEnv: false } {
+  const env: Record<string, string> = {};
+  for (const name of [...BASE_ENV, ...passthrough]) {
+    const v = process.env[name];
+    if (v !== undefined) env[name] = v;
+  }
+  return { env: { ...env, ...set }, extendEnv: false };
+}
+
 /** What a long-running child reports in its heartbeat, so the next attempt can find it. */
 export interface ChildHeartbeat {
   pid?: number;
@@ -30,11 +51,12 @@ export function killOrphan(previous: ChildHeartbeat | undefined): boolean {
 export async function runHeartbeated(
   file: string,
   args: string[],
-  opts: { env: Record<string, string>; marker: string; progress?: () => Promise<unknown> },
+  /** `env`: the tool's own variables; with `passthrough` and BASE_ENV the child's whole environment (see childEnv). */
+  opts: { env: Record<string, string>; passthrough?: readonly string[]; marker: string; progress?: () => Promise<unknown> },
 ): Promise<Result<{ reject: false }>> {
   const ctx = Context.current();
   killOrphan(ctx.info.heartbeatDetails as ChildHeartbeat | undefined);
-  const child = execa(file, args, { env: opts.env, cancelSignal: ctx.cancellationSignal, reject: false, stdin: 'ignore' });
+  const child = execa(file, args, { ...childEnv(opts.env, opts.passthrough), cancelSignal: ctx.cancellationSignal, reject: false, stdin: 'ignore' });
   const beat = (): void => {
     const base: ChildHeartbeat = { pid: child.pid, marker: opts.marker };
     if (!opts.progress) return ctx.heartbeat(base);

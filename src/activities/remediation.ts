@@ -1,5 +1,6 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { execa } from 'execa';
+import { DOCKER_ENV, childEnv } from './process';
 import { type Config, durationMs } from '../config/schema';
 import { probeHttp } from './http-probe';
 
@@ -33,7 +34,7 @@ export function remediationPlan(config: Config, input: { service: string }): Rem
 }
 
 async function docker(dockerHost: string, args: string[]): Promise<string> {
-  const r = await execa('docker', args, { env: { DOCKER_HOST: dockerHost }, reject: false, stdin: 'ignore', timeout: 120_000 });
+  const r = await execa('docker', args, { ...childEnv({ DOCKER_HOST: dockerHost }, DOCKER_ENV), reject: false, stdin: 'ignore', timeout: 120_000 });
   if (r.exitCode !== 0) throw ApplicationFailure.retryable(`docker ${args[0]} on ${dockerHost} failed: ${String(r.stderr).trim().slice(-500)}`, 'DockerCommandFailed');
   return String(r.stdout);
 }

@@ -7,7 +7,7 @@ import { type Config, type DatabaseTarget, type RestoreCheck, durationMs } from 
 import { approvalPolicy } from '../config/rbac';
 import { redact } from '../config/secrets';
 import { findDatabase, libpqEnv, pgBin, withPgClient } from './postgres';
-import { runHeartbeated } from './process';
+import { PG_ENV, childEnv, runHeartbeated } from './process';
 import { listBackups, sha256File, targetDir } from './storage';
 import { probeHttp } from './http-probe';
 
@@ -132,7 +132,7 @@ export async function validateBackup(config: Config, plan: RestorePlan): Promise
       'BackupInvalid',
     );
   }
-  const list = await execa(pgBin(config, 'pg_restore'), ['--list', file], { reject: false });
+  const list = await execa(pgBin(config, 'pg_restore'), ['--list', file], { ...childEnv({}, PG_ENV), reject: false });
   if (list.failed) {
     throw ApplicationFailure.nonRetryable(`backup ${plan.backup.id}: pg_restore --list failed: ${String(list.stderr).trim().slice(-300)}`, 'BackupInvalid');
   }
@@ -185,7 +185,7 @@ export async function restoreAside(config: Config, plan: RestorePlan): Promise<{
   const result = await runHeartbeated(
     pgBin(config, 'pg_restore'),
     ['--no-password', '--exit-on-error', `--jobs=${plan.jobs}`, '--dbname', plan.asideDb, file],
-    { env: libpqEnv(db, field, plan.asideDb), marker: plan.asideDb },
+    { env: libpqEnv(db, field, plan.asideDb), passthrough: PG_ENV, marker: plan.asideDb },
   );
   if (result.isCanceled) throw ctx.cancellationSignal.reason ?? new Error('cancelled');
   if (result.failed) {

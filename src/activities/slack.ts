@@ -1,6 +1,6 @@
 import { WebClient, type KnownBlock } from '@slack/web-api';
 import { type Config, type SlackConfig } from '../config/schema';
-import { redact, resolveSecret } from '../config/secrets';
+import { redact, redactValue, resolveSecret } from '../config/secrets';
 
 /**
  * Slack Web API (chat.postMessage / chat.update) through @slack/web-api, pointed at `notifications.slack.apiUrl`
@@ -77,7 +77,7 @@ export async function postSlackMessage(config: Config, input: SlackPostInput): P
     const res = await client.chat.postMessage({
       channel,
       text: redact(input.text),
-      ...(input.blocks ? { blocks: JSON.parse(redact(JSON.stringify(input.blocks))) as KnownBlock[] } : {}),
+      ...(input.blocks ? { blocks: redactValue(input.blocks) as KnownBlock[] } : {}),
       ...(input.threadTs ? { thread_ts: input.threadTs } : {}),
       metadata: { event_type: METADATA_EVENT_TYPE, event_payload: { key: input.idempotencyKey } },
       unfurl_links: false,
@@ -96,7 +96,7 @@ export async function updateSlackMessage(config: Config, input: SlackUpdateInput
       channel: input.channel,
       ts: input.ts,
       text: redact(input.text),
-      ...(input.blocks ? { blocks: JSON.parse(redact(JSON.stringify(input.blocks))) as KnownBlock[] } : {}),
+      ...(input.blocks ? { blocks: redactValue(input.blocks) as KnownBlock[] } : {}),
     });
   } catch (err) {
     throw new Error(`Slack ${input.channel}: ${redact((err as Error).message)}`);

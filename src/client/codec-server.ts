@@ -14,8 +14,8 @@ import { HttpError, createLimitedServer, readBody } from './http';
  * keys never leave this process). Protocol: `{"payloads":[{"metadata":{k: base64}, "data": base64}]}` in
  * and out, namespace in the `X-Namespace` header; `/encode` is the reverse.
  *
- * Access: CORS for the configured UI origins only, and, when a token is set, either
- * `Authorization: Bearer <token>` (CLI `--codec-auth`, a UI that passes its access token) or the token
+ * Access: CORS for the configured UI origins only, and always a token (a server without one decrypts for anyone
+ * who can reach it, so it refuses to start): either `Authorization: Bearer <token>` (CLI `--codec-auth`, a UI that passes its access token) or the token
  * as the first path segment (`http://host:port/<token>`) for a UI that cannot send headers (the dev
  * server's `--ui-codec-endpoint`; that URL is then as secret as the token).
  */
@@ -27,7 +27,8 @@ export interface CodecServerOptions {
   address?: string;
   /** Browser origins allowed to call (the Web UI's origin, e.g. http://localhost:8233). */
   corsOrigins: string[];
-  token?: string;
+  /** Required: every /decode and /encode must present it. */
+  token: string;
   /** Called once per request (never with payload contents). */
   onRequest?: (entry: { path: string; status: number; namespace?: string; payloads?: number }) => void;
 }
@@ -77,6 +78,8 @@ function safeDecode(segment: string): string {
 
 
 export async function startCodecServer(opts: CodecServerOptions): Promise<CodecServer> {
+  if (!opts.token) throw new Error('codec server: a token is required (observability.codecServer.token)');
+  const token = opts.token;
   const [host, portText] = (opts.address ?? '127.0.0.1:0').split(/:(?=\d+$)/);
   const origins = new Set(opts.corsOrigins.map((o) => o.replace(/\/$/, '')));
 
@@ -94,15 +97,13 @@ export async function startCodecServer(opts: CodecServerOptions): Promise<CodecS
     if (req.method === 'OPTIONS') return { status: 204 };
 
     let segments = (req.url ?? '/').split('?')[0]!.split('/').filter(Boolean);
-    if (opts.token) {
-      const bearer = /^Bearer (.+)$/i.exec(req.headers.authorization ?? '')?.[1];
-      if (bearer !== undefined && sameSecret(bearer, opts.token)) {
-        // authorized by header
-      } else if (segments.length === 2 && sameSecret(safeDecode(segments[0]!), opts.token)) {
-        segments = segments.slice(1);
-      } else {
-        throw new HttpError(401, 'missing or wrong token');
-      }
+    const bearer = /^Bearer (.+)$/i.exec(req.headers.authorization ?? '')?.[1];
+    if (bearer !== undefined && sameSecret(bearer, token)) {
+      // authorized by header
+    } else if (segments.length === 2 && sameSecret(safeDecode(segments[0]!), token)) {
+      segments = segments.slice(1);
+    } else {
+      throw new HttpError(401, 'missing or wrong token');
     }
     const op = segments.length === 1 ? segments[0] : undefined;
     if (op !== 'decode' && op !== 'encode') throw new HttpError(404, 'POST /decode or /encode');
@@ -163,7 +164,7 @@ export async function startCodecServer(opts: CodecServerOptions): Promise<CodecS
 export async function startConfiguredCodecServer(config: Config): Promise<CodecServer & { uiEndpoint: string }> {
   const c = config.observability.codecServer;
   if (!c) throw new InputError(['observability.codecServer: not configured (address, corsOrigins, token)']);
-  const token = c.token ? resolveSecret(c.token, 'observability.codecServer.token') : undefined;
+  const token = resolveSecret(c.token, 'observability.codecServer.token');
   const server = await startCodecServer({
     codecs: payloadCodecs(config),
     address: c.address,
@@ -173,5 +174,5 @@ export async function startConfiguredCodecServer(config: Config): Promise<CodecS
       if (e.status >= 400) process.stderr.write(`codec server: ${e.path} -> ${e.status}\n`);
     },
   });
-  return { ...server, uiEndpoint: token ? `${server.url}/${encodeURIComponent(token)}` : server.url };
+  return { ...server, uiEndpoint: `${server.url}/${encodeURIComponent(token)}` };
 }

@@ -1,7 +1,7 @@
 import { type SearchAttributePair } from '@temporalio/common';
 import { type RunbookDefinition } from '../config/runbooks';
 import { type Config } from '../config/schema';
-import { redact } from '../config/secrets';
+import { redact, redactValue } from '../config/secrets';
 import { ENVIRONMENT, RUNBOOK_NAME, RUNBOOK_TARGET, TRIGGERED_BY } from '../config/search-attributes';
 
 /**
@@ -19,15 +19,17 @@ export interface RunbookStartMetadata {
 /** Parameter names whose values never go into a memo or a summary, whatever they hold. */
 const SECRET_KEY = /pass(word)?|secret|token|api[-_]?key|private|credential/i;
 
+const cut = (s: string): string => (s.length > 200 ? `${s.slice(0, 200)}…` : s);
+
 /** Input parameters as they may be shown: secret-looking keys hidden, resolved secret values scrubbed, long text cut. */
 export function redactParams(input: unknown): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   if (typeof input !== 'object' || input === null) return out;
   for (const [k, v] of Object.entries(input)) {
     if (SECRET_KEY.test(k)) out[k] = '[redacted]';
-    else if (typeof v === 'string') out[k] = redact(v.length > 200 ? `${v.slice(0, 200)}…` : v);
+    else if (typeof v === 'string') out[k] = cut(redact(v)); // redact first: a cut could halve a secret and keep its start
     else if (typeof v === 'number' || typeof v === 'boolean' || v === null) out[k] = v;
-    else out[k] = redact(JSON.stringify(v) ?? '');
+    else out[k] = JSON.stringify(redactValue(v)) ?? '';
   }
   return out;
 }

@@ -111,8 +111,14 @@ export function payloadCodecs(config: Config): PayloadCodec[] {
   return codec ? [codec] : [];
 }
 
-/** The data converter option for Client / Worker: `{ dataConverter }` or nothing. */
-export function dataConverterOptions(config: Config): { dataConverter?: { payloadCodecs: PayloadCodec[] } } {
+/** The module with the failure converter that puts failure messages and stack traces into (encrypted) payloads. */
+export const ENCODING_FAILURE_CONVERTER_PATH = require.resolve('./failure-converter');
+
+/**
+ * The data converter option for Client / Worker: `{ dataConverter }` or nothing. With encryption, failures are
+ * encoded too (message and stack trace: pg_restore's and docker's stderr, check values), not only payloads.
+ */
+export function dataConverterOptions(config: Config): { dataConverter?: { payloadCodecs: PayloadCodec[]; failureConverterPath: string } } {
   const codecs = payloadCodecs(config);
-  return codecs.length ? { dataConverter: { payloadCodecs: codecs } } : {};
+  return codecs.length ? { dataConverter: { payloadCodecs: codecs, failureConverterPath: ENCODING_FAILURE_CONVERTER_PATH } } : {};
 }

@@ -10,12 +10,13 @@ const name = z
   .string()
   .regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'must be lowercase letters, digits, "-" or "_" (max 63 chars)');
 
+const SECRET_REF_MESSAGE = 'must be a secret reference { env: VAR_NAME } or { file: /path/to/secret }; inline secrets are not accepted';
 export const secretRefSchema = z.union(
   [
     z.object({ env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name') }).strict(),
     z.object({ file: z.string().min(1) }).strict(),
   ],
-  { error: 'must be a secret reference { env: VAR_NAME } or { file: /path/to/secret }; inline secrets are not accepted' },
+  { error: SECRET_REF_MESSAGE },
 );
 export type SecretRef = z.infer<typeof secretRefSchema>;
 
@@ -620,8 +621,13 @@ const observabilitySchema = z
         address: z.string().regex(/^[A-Za-z0-9.-]+:\d{1,5}$/, 'must be host:port, e.g. 127.0.0.1:8888').default('127.0.0.1:8888'),
         /** Origins of the Web UIs that may call it (the dev server's UI by default). */
         corsOrigins: z.array(z.string().url()).min(1).default(['http://localhost:8233']),
-        /** Bearer token the callers must present. */
-        token: secretRefSchema.optional(),
+        /** Bearer token the callers must present (required: the server decrypts every payload for whoever calls it). */
+        token: z.union(secretRefSchema.options, {
+          error: (iss) =>
+            iss.input === undefined
+              ? 'required: the codec server decrypts payloads for whoever calls it; set token: { env: CODEC_SERVER_TOKEN } (or { file: ... })'
+              : SECRET_REF_MESSAGE,
+        }),
       })
       .strict()
       .optional(),

@@ -15,6 +15,33 @@ function describeRef(ref: SecretRef): string {
 
 /** Every value resolved in this process, so logs and errors can be scrubbed of them. */
 const resolvedValues = new Set<string>();
+/** The scrubbing pattern, rebuilt when a value is added (see redact). */
+let pattern: RegExp | undefined;
+
+function remember(value: string): void {
+  if (value.length < 4 || resolvedValues.has(value)) return;
+  resolvedValues.add(value);
+  pattern = undefined;
+}
+
+/**
+ * The forms in which a secret can show up in text: as is, JSON-escaped (once, or twice for JSON inside a JSON
+ * string), and URL-encoded (percent-encoding and form encoding, as in a URL or a request body).
+ */
+function forms(value: string): string[] {
+  const json = JSON.stringify(value).slice(1, -1);
+  const url = encodeURIComponent(value);
+  return [value, json, JSON.stringify(json).slice(1, -1), url, url.replace(/%[0-9A-F]{2}/g, (h) => h.toLowerCase()), new URLSearchParams({ v: value }).toString().slice(2)];
+}
+
+function scrubPattern(): RegExp | undefined {
+  if (pattern || resolvedValues.size === 0) return pattern;
+  // Longest first: the alternation takes the first alternative that matches, so a secret that is a prefix of
+  // another never leaves the longer one's tail behind.
+  const all = [...new Set([...resolvedValues].flatMap(forms))].filter((f) => f.length >= 4).sort((a, b) => b.length - a.length);
+  pattern = new RegExp(all.map((f) => f.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|'), 'g');
+  return pattern;
+}
 
 export function resolveSecret(ref: SecretRef, field: string): string {
   let value: string | undefined;
@@ -30,20 +57,33 @@ export function resolveSecret(ref: SecretRef, field: string): string {
   if (value === undefined || value === '') {
     throw new SecretError(`${field}: ${describeRef(ref)} is not set or empty`);
   }
-  if (value.length >= 4) resolvedValues.add(value);
+  remember(value);
   return value;
 }
 
 /** A secret this process made or read outside a reference (e.g. a rotated password): scrub it from logs too. */
 export function registerSecret(value: string): void {
-  if (value.length >= 4) resolvedValues.add(value);
+  remember(value);
 }
 
-/** Replace every secret value this process has resolved with "[redacted]". */
+/** Replace every secret value this process has resolved (in any of its escaped forms, longest first) with "[redacted]". */
 export function redact(text: string): string {
-  let out = text;
-  for (const v of resolvedValues) out = out.split(v).join('[redacted]');
-  return out;
+  const re = scrubPattern();
+  return re ? text.replace(re, '[redacted]') : text;
+}
+
+/**
+ * A copy of `value` with redact applied to every string in it (keys too), before it is serialised: scrubbing
+ * the JSON text afterwards could cut across a quote and break it, or miss a form the serialiser made.
+ */
+export function redactValue(value: unknown, seen = new WeakSet<object>()): unknown {
+  if (typeof value === 'string') return redact(value);
+  if (!value || typeof value !== 'object' || ArrayBuffer.isView(value)) return value;
+  if (seen.has(value)) return '[circular]';
+  seen.add(value);
+  if (Array.isArray(value)) return value.map((v: unknown) => redactValue(v, seen));
+  if (value instanceof Error) return { name: value.name, message: redact(value.message), stack: value.stack === undefined ? undefined : redact(value.stack) };
+  return Object.fromEntries(Object.entries(value).map(([k, v]) => [redact(k), redactValue(v, seen)]));
 }
 
 /** Every secret reference in the config with the path of its field. */
@@ -61,7 +101,7 @@ export function secretFields(config: Config): Array<{ field: string; ref: Secret
   const slack = config.notifications.slack;
   if (slack) out.push({ field: 'notifications.slack.botToken', ref: slack.botToken });
   const codec = config.observability.codecServer;
-  if (codec?.token) out.push({ field: 'observability.codecServer.token', ref: codec.token });
+  if (codec) out.push({ field: 'observability.codecServer.token', ref: codec.token });
   if (config.chatops) out.push({ field: 'chatops.signingSecret', ref: config.chatops.signingSecret });
   // Incidents: SMS provider, acknowledge-link key, the receiver's credentials.
   const sms = config.escalation.sms;

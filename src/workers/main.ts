@@ -1,13 +1,12 @@
 #!/usr/bin/env node
-import { existsSync } from 'node:fs';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import pino from 'pino';
 import { collectDefaultMetrics } from 'prom-client';
 import { freePort } from '../client/local-servers';
 import { ConfigError, configPath, loadConfig } from '../config/load';
 import { encryptionCodec } from '../config/codec';
-import { checkSecrets, redact } from '../config/secrets';
-import { BUNDLE_PATH } from './bundle';
+import { checkSecrets, redact, redactValue } from '../config/secrets';
+import { prebuiltBundle } from './bundle';
 import { createRunbookMetrics, startMetricsServer } from './metrics';
 import { hostTaskQueueName } from '../activities';
 import { createDockerHostWorker } from './docker-host';
@@ -17,7 +16,8 @@ import { createRunbookWorker } from './worker';
 function scrub(meta: Record<string, unknown> | undefined): Record<string, unknown> {
   if (!meta) return {};
   try {
-    return JSON.parse(redact(JSON.stringify(meta))) as Record<string, unknown>;
+    // Each string before serialisation (redactValue), not the JSON text after it.
+    return JSON.parse(JSON.stringify(redactValue(meta))) as Record<string, unknown>;
   } catch {
     return { meta: '[unserializable]' };
   }
@@ -46,8 +46,8 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  // The ChatOps signing secret is the ChatOps server's, not the worker's.
-  const problems = checkSecrets(config).filter((p) => !p.startsWith('chatops.'));
+  // The ChatOps signing secret is the ChatOps server's and the codec server's token the codec server's, not the worker's.
+  const problems = checkSecrets(config).filter((p) => !p.startsWith('chatops.') && !p.startsWith('observability.codecServer.'));
   try {
     encryptionCodec(config); // a codec key of the wrong size is a config problem, not a crash
   } catch (err) {
@@ -83,7 +83,7 @@ async function main(): Promise<void> {
     ? await startMetricsServer({ address: metricsAddress, registry: metrics.registry, sdkMetricsUrl: `http://127.0.0.1:${sdkMetricsPort}/metrics` })
     : undefined;
   // The bundle `npm run build` made; without it (running from source) the worker bundles at start.
-  const workflowBundle = existsSync(BUNDLE_PATH) ? { codePath: BUNDLE_PATH } : undefined;
+  const workflowBundle = prebuiltBundle(config);
   const worker = dockerHost
     ? await createDockerHostWorker({ config, host: dockerHost, metrics })
     : await createRunbookWorker({ config, workflowBundle, metrics });

@@ -1,7 +1,7 @@
 import { Client, Connection, type WorkflowHandle, WorkflowUpdateFailedError } from '@temporalio/client';
 import { ApplicationFailure, defaultPayloadConverter } from '@temporalio/common';
 import { NativeConnection, type WorkerOptions, bundleWorkflowCode } from '@temporalio/worker';
-import { EncryptionCodec, parseCodecKey } from '../../src/config/codec';
+import { ENCODING_FAILURE_CONVERTER_PATH, EncryptionCodec, parseCodecKey } from '../../src/config/codec';
 import { TEST_CODEC_KEY_ID, servers } from './servers';
 
 /** The codec of every test client and of workers made from testConfig() (temporal.encryption). */
@@ -11,9 +11,12 @@ export function testCodec(): EncryptionCodec {
 
 let bundle: Promise<WorkerOptions['workflowBundle']> | undefined;
 
-/** Bundle the workflows once per test file (webpack is the slow part of a worker start). */
+/**
+ * Bundle the workflows once per test file (webpack is the slow part of a worker start). With the encoding
+ * failure converter, as the production bundle for temporal.encryption (which testConfig turns on) has it.
+ */
 export function workflowBundle(): Promise<WorkerOptions['workflowBundle']> {
-  bundle ??= bundleWorkflowCode({ workflowsPath: require.resolve('../../src/workflows'), logger: quietLogger });
+  bundle ??= bundleWorkflowCode({ workflowsPath: require.resolve('../../src/workflows'), failureConverterPath: ENCODING_FAILURE_CONVERTER_PATH, logger: quietLogger });
   return bundle;
 }
 
