@@ -56,12 +56,39 @@ export interface PlanRestoreInput {
   purpose?: 'restore' | 'verify';
 }
 
-const MAX_IDENT = 63;
+/** PostgreSQL keeps the first 63 bytes of an identifier (NAMEDATALEN - 1) and silently drops the rest. */
+export const MAX_IDENT_BYTES = 63;
 
-/** `<db>__<suffix>` within PostgreSQL's 63-byte identifier limit. */
-function derivedName(database: string, suffix: string): string {
+/** The longest prefix of `s` within `maxBytes` UTF-8 bytes, never cutting a character in two. */
+export function clipToBytes(s: string, maxBytes: number): string {
+  let out = '';
+  let used = 0;
+  for (const ch of s) {
+    used += Buffer.byteLength(ch);
+    if (used > maxBytes) break;
+    out += ch;
+  }
+  return out;
+}
+
+/** `<db>__<suffix>` within PostgreSQL's 63-byte identifier limit: the database name is cut by bytes, the suffix is kept whole. */
+export function derivedName(database: string, suffix: string): string {
   const tail = `__${suffix}`;
-  return `${database.slice(0, MAX_IDENT - Buffer.byteLength(tail))}${tail}`;
+  return `${clipToBytes(database, MAX_IDENT_BYTES - Buffer.byteLength(tail))}${tail}`;
+}
+
+/** The name PostgreSQL would really use for `name` (it cuts at 63 bytes). */
+const asStored = (name: string): string => clipToBytes(name, MAX_IDENT_BYTES);
+
+/** Refuse (non-retryably) to drop or replace a database whose name, as PostgreSQL stores it, is production's. */
+function assertNotProduction(db: DatabaseTarget, name: string, action: string): void {
+  if (Buffer.byteLength(name) > MAX_IDENT_BYTES || asStored(name) === asStored(db.database)) {
+    throw ApplicationFailure.nonRetryable(
+      `refusing to ${action} "${name}": ${Buffer.byteLength(name) > MAX_IDENT_BYTES ? `longer than ${MAX_IDENT_BYTES} bytes, PostgreSQL would cut it` : 'it is the production database'}` +
+        ` (${db.name}: ${db.database})`,
+      'RefusedDrop',
+    );
+  }
 }
 
 /** Names only these steps create; `dropScratchDatabase` refuses anything else, so it can never drop production. */
@@ -98,14 +125,18 @@ export async function planRestore(config: Config, input: PlanRestoreInput): Prom
   });
   const verify = input.purpose === 'verify';
   const approval = approvalPolicy(config, 'restore', db.name);
+  const asideDb = derivedName(db.database, `${verify ? 'verify' : 'restore'}_${input.restoreId}`);
+  const oldDb = derivedName(db.database, `pre_restore_${input.restoreId}`);
+  const failedDb = derivedName(db.database, `failed_restore_${input.restoreId}`);
+  for (const n of [asideDb, oldDb, failedDb]) assertNotProduction(db, n, 'use');
   return {
     target: db.name,
     database: db.database,
     production: db.production,
     backup: { id: m.id, file: m.file, sha256: m.sha256, sizeBytes: m.sizeBytes, createdAt: m.createdAt },
-    asideDb: derivedName(db.database, `${verify ? 'verify' : 'restore'}_${input.restoreId}`),
-    oldDb: derivedName(db.database, `pre_restore_${input.restoreId}`),
-    failedDb: derivedName(db.database, `failed_restore_${input.restoreId}`),
+    asideDb,
+    oldDb,
+    failedDb,
     services,
     jobs: db.restore.jobs,
     keepOldForMs: durationMs(db.restore.keepOldFor),
@@ -167,7 +198,8 @@ function doneMs(comment: string | null | undefined, backupId: string): number | 
 export async function restoreAside(config: Config, plan: RestorePlan): Promise<{ durationMs: number; reused: boolean }> {
   const ctx = Context.current();
   const started = Date.now();
-  const doneIn = await admin(config, plan.target, async (c) => {
+  const doneIn = await admin(config, plan.target, async (c, db) => {
+    assertNotProduction(db, plan.asideDb, 'replace');
     const r = await c.query<{ comment: string | null }>(
       'SELECT shobj_description(oid, $2) AS comment FROM pg_database WHERE datname = $1',
       [plan.asideDb, 'pg_database'],
@@ -342,7 +374,8 @@ export async function dropScratchDatabase(config: Config, input: { target: strin
   if (!SCRATCH.test(input.database)) {
     throw ApplicationFailure.nonRetryable(`refusing to drop "${input.database}": not a database a restore created`, 'RefusedDrop');
   }
-  return admin(config, input.target, async (c) => {
+  return admin(config, input.target, async (c, db) => {
+    assertNotProduction(db, input.database, 'drop');
     const had = (await existing(c, [input.database])).has(input.database);
     await c.query(`DROP DATABASE IF EXISTS ${quoteIdent(input.database)} WITH (FORCE)`);
     return { dropped: had };
