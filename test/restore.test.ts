@@ -1,9 +1,11 @@
 import { openSync, readSync, writeSync, closeSync, statSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { type Worker } from '@temporalio/worker';
+import pg from 'pg';
 import { parse, stringify } from 'yaml';
 import { parseConfig } from '../src/config/load';
 import { type Config } from '../src/config/schema';
@@ -31,11 +33,12 @@ interface Fixture {
   atBackup: Fingerprint;
 }
 
-/** A seeded database with one real backup, and a config (edited by `tweak`) pointing at it. */
-async function fixture(tweak: (raw: any) => void = () => undefined): Promise<Fixture> {
+/** A seeded database (then handed to `prepare`) with one real backup, and a config (edited by `tweak`) pointing at it. */
+async function fixture(tweak: (raw: any) => void = () => undefined, prepare: (db: string) => Promise<void> = () => Promise.resolve()): Promise<Fixture> {
   const db = uniqueName('rst');
   await createDatabase(db);
   await seedShop(db, 1500, 4);
+  await prepare(db);
   const taskQueue = uniqueName('rst');
   const base = testConfig({ databases: [db], taskQueue });
   const raw = parse(base.yaml);
@@ -272,6 +275,65 @@ test('a production restore waits at its gate: self-approval is refused, approval
     await worker.stop();
   }
 });
+
+async function adminSql(sql: string, database = 'postgres'): Promise<void> {
+  const c = pgAdmin(database);
+  await c.connect();
+  try {
+    await c.query(sql);
+  } finally {
+    await c.end();
+  }
+}
+
+test('a swap that cannot end another role\'s session fails without leaving production refusing connections (target user = owner, not superuser)', async () => {
+  const owner = uniqueName('owner');
+  const password = randomBytes(12).toString('hex');
+  process.env.TEST_OWNER_PW = password;
+  await adminSql(`CREATE ROLE ${owner} LOGIN CREATEDB NOSUPERUSER PASSWORD '${password}'`);
+  const f = await fixture(
+    (raw) => void Object.assign(raw.targets.databases[0], { user: owner, password: { env: 'TEST_OWNER_PW' } }),
+    async (db) => {
+      await adminSql(`ALTER DATABASE "${db}" OWNER TO ${owner}`);
+      await adminSql(`ALTER TABLE customers OWNER TO ${owner}; ALTER TABLE orders OWNER TO ${owner}`, db);
+    },
+  );
+  const ownerClient = (): pg.Client =>
+    new pg.Client({ host: servers().postgres.host, port: servers().postgres.port, user: owner, password, database: f.db, connectionTimeoutMillis: 5_000 });
+  const damaging = ownerClient();
+  await damaging.connect();
+  await damaging.query('DELETE FROM orders WHERE id % 2 = 0');
+  await damaging.end();
+  const before = await fingerprint(f.db);
+  // A superuser's session on production: the owner may not end it, so the swap cannot keep production to itself.
+  const other = pgAdmin(f.db);
+  other.on('error', () => undefined); // if it were ended, the test says so below
+  await other.connect();
+  let err: unknown;
+  try {
+    err = await withWorker(f.config, () => restore(f)).catch((e: unknown) => e);
+    expect((await other.query<{ ok: number }>('SELECT 1 AS ok')).rows[0]!.ok).toBe(1); // its session was not ended
+  } finally {
+    await other.end();
+  }
+  expect(err).toBeInstanceOf(WorkflowFailedError);
+
+  // Production accepts new sessions again: the application's role connects and reads.
+  const app = ownerClient();
+  await app.connect();
+  try {
+    expect((await app.query<{ n: string }>('SELECT count(*) AS n FROM orders')).rows[0]!.n).toBe(String(before.orders!.rows));
+  } finally {
+    await app.end();
+  }
+  // The failure says what happened, at once (no retries while services are down).
+  const message = String((err as WorkflowFailedError).cause?.message);
+  expect(message).toContain(`restore of ${f.target} failed and was rolled back (production was not swapped)`);
+  expect(message).toContain(`cannot keep sessions out of ${f.db}, ${f.db}__restore_`);
+  expect(message).toContain('must be a superuser to terminate superuser process');
+  expect(await fingerprint(f.db)).toEqual(before);
+  expect(await databasesLike(f.db)).toEqual([f.db]);
+}, 300_000);
 
 /** Which of these databases exist (exact names; derived names of a long database do not start with all of it). */
 async function present(names: string[]): Promise<string[]> {

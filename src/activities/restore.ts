@@ -295,14 +295,36 @@ export async function verifyRestoredCopy(config: Config, plan: RestorePlan): Pro
   return results;
 }
 
-/** Keep new sessions out of the named databases and end the ones there, so they can be renamed. */
+/** Let sessions in again (best effort: a name that does not exist is skipped). */
+async function allowConnections(c: pg.Client, names: string[]): Promise<void> {
+  for (const n of names) await c.query(`ALTER DATABASE ${quoteIdent(n)} WITH ALLOW_CONNECTIONS true`).catch(() => undefined);
+}
+
+/**
+ * Keep new sessions out of the named databases and end the ones there, so they can be renamed. If that fails
+ * (e.g. a role that is not superuser may not end a superuser's session), the databases accept connections again
+ * before the error is thrown: a failed quiesce never leaves production refusing connections.
+ */
 async function quiesce(c: pg.Client, names: string[]): Promise<number> {
-  for (const n of names) await c.query(`ALTER DATABASE ${quoteIdent(n)} WITH ALLOW_CONNECTIONS false`);
-  const r = await c.query<{ n: number }>(
-    'SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE datname = ANY($1) AND pid <> pg_backend_pid()',
-    [names],
-  );
-  return r.rows[0]?.n ?? 0;
+  try {
+    for (const n of names) await c.query(`ALTER DATABASE ${quoteIdent(n)} WITH ALLOW_CONNECTIONS false`);
+    const r = await c.query<{ n: number }>(
+      'SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE datname = ANY($1) AND pid <> pg_backend_pid()',
+      [names],
+    );
+    return r.rows[0]?.n ?? 0;
+  } catch (err) {
+    await allowConnections(c, names);
+    if ((err as { code?: string }).code === '42501') {
+      // insufficient_privilege does not go away by retrying (and services may be stopped meanwhile).
+      throw ApplicationFailure.nonRetryable(
+        `cannot keep sessions out of ${names.join(', ')} to rename them: ${redact((err as Error).message)}` +
+          ' (the target user must own the databases and be allowed to end the sessions on them: a superuser, or a member of pg_signal_backend when no superuser is connected)',
+        'QuiesceRefused',
+      );
+    }
+    throw err;
+  }
 }
 
 export interface SwapResult {
@@ -318,7 +340,7 @@ export async function swapDatabases(config: Config, plan: RestorePlan): Promise<
   return admin(config, plan.target, async (c) => {
     const has = await existing(c, [plan.database, plan.asideDb, plan.oldDb]);
     if (has.has(plan.oldDb) && has.has(plan.database) && !has.has(plan.asideDb)) {
-      await c.query(`ALTER DATABASE ${quoteIdent(plan.database)} WITH ALLOW_CONNECTIONS true`);
+      await allowConnections(c, [plan.database, plan.oldDb]);
       return { state: 'already swapped', terminatedSessions: 0 };
     }
     if (!(has.has(plan.database) && has.has(plan.asideDb) && !has.has(plan.oldDb))) {
@@ -332,7 +354,7 @@ export async function swapDatabases(config: Config, plan: RestorePlan): Promise<
       await c.query('COMMIT');
     } catch (err) {
       await c.query('ROLLBACK');
-      for (const n of [plan.database, plan.asideDb]) await c.query(`ALTER DATABASE ${quoteIdent(n)} WITH ALLOW_CONNECTIONS true`).catch(() => undefined);
+      await allowConnections(c, [plan.database, plan.asideDb]);
       throw err;
     }
     for (const n of [plan.database, plan.oldDb]) await c.query(`ALTER DATABASE ${quoteIdent(n)} WITH ALLOW_CONNECTIONS true`);
@@ -342,12 +364,17 @@ export async function swapDatabases(config: Config, plan: RestorePlan): Promise<
 
 /**
  * Compensation of the swap: production ← the pre-restore database again; the restored copy goes to plan.failedDb.
- * Idempotent by the names that exist; a no-op when the swap never happened.
+ * Idempotent by the names that exist: without plan.oldDb the swap never happened (or an earlier attempt already
+ * swapped back, leaving plan.failedDb). Either way production and the copy accept connections again: a swap that
+ * failed after keeping sessions out (or a worker that died there) must not leave production refusing them.
  */
-export async function swapBack(config: Config, plan: RestorePlan): Promise<{ state: 'swapped back' | 'nothing to undo' }> {
+export async function swapBack(config: Config, plan: RestorePlan): Promise<{ state: 'swapped back' | 'already swapped back' | 'nothing to undo' }> {
   return admin(config, plan.target, async (c) => {
-    const has = await existing(c, [plan.database, plan.oldDb, plan.failedDb]);
-    if (!has.has(plan.oldDb)) return { state: 'nothing to undo' };
+    const has = await existing(c, [plan.database, plan.oldDb, plan.failedDb, plan.asideDb]);
+    if (!has.has(plan.oldDb)) {
+      await allowConnections(c, [plan.database, plan.asideDb, plan.failedDb].filter((n) => has.has(n)));
+      return { state: has.has(plan.failedDb) ? 'already swapped back' : 'nothing to undo' };
+    }
     const names = [plan.oldDb, ...(has.has(plan.database) ? [plan.database] : [])];
     await quiesce(c, names);
     await c.query('BEGIN');
@@ -361,9 +388,7 @@ export async function swapBack(config: Config, plan: RestorePlan): Promise<{ sta
       await c.query('ROLLBACK');
       throw err;
     } finally {
-      for (const n of [plan.database, plan.oldDb, plan.failedDb]) {
-        await c.query(`ALTER DATABASE ${quoteIdent(n)} WITH ALLOW_CONNECTIONS true`).catch(() => undefined);
-      }
+      await allowConnections(c, [plan.database, plan.oldDb, plan.failedDb]);
     }
     return { state: 'swapped back' };
   });

@@ -211,6 +211,7 @@ async function restore(input: RestoreInput, progress: Progress, chat: ChatThread
   let downtimeStart = 0;
   let downtimeMs = 0;
   let swapped = false;
+  let swapBackState: string | undefined; // what `swap back` found (undefined: it did not run, or failed)
   try {
     // Compensations run newest first. The restored copy only becomes plan.failedDb when `swap back` renames
     // it, so its drop is registered first and runs after the swap back.
@@ -230,7 +231,7 @@ async function restore(input: RestoreInput, progress: Progress, chat: ChatThread
     downtimeStart = Date.now();
     compensations.push({ step: 'start services', run: startServices });
     if (allContainers.length) await progress.step('stop services', stopServices);
-    compensations.push({ step: 'swap back', run: () => quick.swapBack(plan) });
+    compensations.push({ step: 'swap back', run: async () => (swapBackState = (await quick.swapBack(plan)).state) });
     swapped = true; // from here on, a failure means production must be swapped back
     await progress.step('swap', () => quick.swapDatabases(plan), (r) => `${r.state}, ${r.terminatedSessions} session(s) ended`);
     if (allContainers.length) {
@@ -247,7 +248,13 @@ async function restore(input: RestoreInput, progress: Progress, chat: ChatThread
     });
     progress.finish('failed');
     if (isCancellation(err)) throw err;
-    const undone = swapped ? 'production was swapped back to its pre-restore database' : 'production was not touched';
+    const undone = !swapped
+      ? 'production was not touched'
+      : swapBackState === 'nothing to undo'
+        ? 'production was not swapped'
+        : swapBackState
+          ? 'production was swapped back to its pre-restore database'
+          : `swapping production back FAILED: check which of ${plan.database} and ${plan.oldDb} holds what`;
     throw ApplicationFailure.fromError(err, { message: `restore of ${plan.target} failed and was rolled back (${undone}): ${errorMessage(err)}` });
   }
 
