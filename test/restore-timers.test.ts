@@ -2,7 +2,7 @@ import { readdirSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { Client, WorkflowFailedError, type WorkflowHandle, type WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { MockActivityEnvironment, TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { parse, stringify } from 'yaml';
@@ -477,3 +477,42 @@ test('a kept restored copy survives keepOldFor when someone signals keep', async
   });
 });
 
+
+test('a restore cancelled after the swap swaps production back and keeps the restored copy under its drop timer', async () => {
+  let db = '';
+  let firstRequest!: () => void;
+  const asked = new Promise<void>((resolve) => (firstRequest = resolve));
+  const web = await unhealthyEndpoint(async () => {
+    await sql(`INSERT INTO orders (customer_id, total, note) VALUES (1, 42.00, '${LIVE_NOTE}')`, [], db);
+    firstRequest();
+  });
+  const f = await fixture((raw) => {
+    raw.targets.dockerHosts = [{ name: 'local', dockerHost: servers().docker.host }];
+    raw.targets.services = [{ name: 'web', host: 'local', containers: [], healthUrl: web.url }];
+    raw.targets.databases[0].services = ['web'];
+  });
+  db = f.db;
+  const before = await damaged(f.db, f.atBackup);
+  await f.worker.runUntil(async () => {
+    const started = await startRestore(f);
+    const handle = withoutSkipping(started);
+    await asked; // swapped, services started, the app wrote to the restored copy
+    await handle.cancel();
+    const err = await handle.result().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(WorkflowFailedError);
+    expect((err as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
+    const failedDb = `${f.db}__failed_restore_${started.firstExecutionRunId.replace(/-/g, '').slice(-8)}`;
+    expect(await fingerprint(f.db)).toEqual(before);
+    expect(await sql<{ n: string }>('SELECT count(*) AS n FROM orders WHERE note = $1', [LIVE_NOTE], failedDb)).toEqual([{ n: '1' }]);
+    expect(await databasesLike(f.db)).toEqual([f.db, failedDb].sort());
+    expect((await env.client.workflow.getHandle(`drop/${f.target}/${failedDb}`).describe()).status.name).toBe('RUNNING');
+    expect(steps(await handle.query<RunbookStatus>('status')).slice(-3)).toEqual([
+      'undo: start services: completed',
+      `undo: keep ${failedDb}: completed`,
+      `undo: drop ${f.db}__restore_${failedDb.slice(-8)}: completed`,
+    ]);
+  });
+});
