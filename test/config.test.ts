@@ -49,6 +49,7 @@ test.each([
   ['a duplicate target', db('  redis:\n    - name: shop').replace('\n\n', '\n'), 'targets.redis[0].name: duplicate target name "shop"'],
   ['a bad email address', db('notifications:\n  email: { host: smtp, from: a@b.c, to: [not-an-address] }'), 'notifications.email.to[0]: '],
   ['a service on an unknown docker host', db('  services:\n    - { name: api, host: nowhere }').replace('\n\n', '\n'), 'targets.services[0].host: unknown docker host "nowhere"'],
+  ['a database name over 63 bytes (32 × "ä")', db('').replace('database: shop', `database: ${'ä'.repeat(32)}`), 'targets.databases[0].database: must be at most 63 bytes'],
   ['broken YAML', 'targets: [unclosed', 'YAML: '],
   ['an inline chatops signing secret', db('chatops: { signingSecret: abc123 }'), 'chatops.signingSecret: must be a secret reference'],
   ['a chatops rule naming an unknown role', db('chatops:\n  signingSecret: { env: S }\n  rules: [{ runbooks: [restore], run: [dbas] }]'), 'chatops.rules[0].run[0]: unknown role "dbas"'],

@@ -2,7 +2,7 @@ import { readdirSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { Client, WorkflowFailedError, WorkflowNotFoundError, type WorkflowHandle, type WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { MockActivityEnvironment, TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { parse, stringify } from 'yaml';
@@ -17,6 +17,7 @@ import { type RestoreOutcome, type dropDatabaseLater, type restoreDatabase } fro
 import { damage, databasesLike } from './support/restore-fixture';
 import { createDatabase, pgAdmin, servers, testConfig, uniqueName } from './support/servers';
 import { type Fingerprint, fingerprint, seedShop } from './support/shop-data';
+import { recordHandleHistory } from './support/histories';
 import { updateRefusal as refusal, workflowBundle } from './support/temporal';
 
 // RB-01's durable timers (approval timeout, delayed drop of the pre-restore database, health-check retries) on the
@@ -348,12 +349,12 @@ test('signal keep before keepOldFor is up: the pre-restore database survives 25 
   });
 });
 
-/** An HTTP health endpoint that always answers 503; counts the requests. */
-async function unhealthyEndpoint(): Promise<{ url: string; requests: () => number }> {
+/** An HTTP health endpoint that always answers 503; counts the requests. `first` runs before the first answer. */
+async function unhealthyEndpoint(first: () => Promise<unknown> = () => Promise.resolve()): Promise<{ url: string; requests: () => number }> {
   let n = 0;
   const server = http.createServer((_req, res) => {
     n++;
-    res.writeHead(503, { 'content-type': 'text/plain' }).end('down for maintenance');
+    void (n === 1 ? first() : Promise.resolve()).finally(() => res.writeHead(503, { 'content-type': 'text/plain' }).end('down for maintenance'));
   });
   const port = await freePort();
   await new Promise<void>((resolve, reject) => {
@@ -364,34 +365,73 @@ async function unhealthyEndpoint(): Promise<{ url: string; requests: () => numbe
   return { url: `http://127.0.0.1:${port}/health`, requests: () => n };
 }
 
-test('a health check that keeps failing after the swap swaps production back (retries on skipped time); no scratch database is left', async () => {
-  const web = await unhealthyEndpoint();
+const LIVE_NOTE = 'written by the app after the swap';
+
+interface GateFailed {
+  f: Fixture;
+  before: Fingerprint;
+  err: WorkflowFailedError;
+  handle: WorkflowHandle;
+  failedDb: string;
+  web: { url: string; requests: () => number };
+}
+
+/**
+ * A restore whose health gate keeps failing after the swap, while the "app" (the first health request) writes an
+ * order into production, i.e. into the restored copy; then `check`, with the worker still running (queries, timers).
+ * The run is read without time skipping: `env.sleep` lets the server skip the gate's retry backoffs but not the
+ * 24 h drop timers the run leaves behind.
+ */
+async function withFailingGate(check: (r: GateFailed) => Promise<void>): Promise<void> {
+  let db = '';
+  const web = await unhealthyEndpoint(() => sql(`INSERT INTO orders (customer_id, total, note) VALUES (1, 42.00, '${LIVE_NOTE}')`, [], db));
   const f = await fixture((raw) => {
     raw.targets.dockerHosts = [{ name: 'local', dockerHost: servers().docker.host }];
     raw.targets.services = [{ name: 'web', host: 'local', containers: [], healthUrl: web.url }];
     raw.targets.databases[0].services = ['web'];
   });
+  db = f.db;
   const before = await damaged(f.db, f.atBackup);
-
   await f.worker.runUntil(async () => {
-    const handle = await startRestore(f);
+    const started = await startRestore(f);
+    const handle = withoutSkipping(started);
+    await env.sleep('5m'); // the gate's 8 attempts with backoffs of 2 s × 1.5ⁿ (at most 10 s): about 1 min of server time
     const err = await handle.result().then(
       () => undefined,
       (e: unknown) => e,
     );
+    await recordHandleHistory(handle, 'restore-database-health-gate-failed');
     expect(err).toBeInstanceOf(WorkflowFailedError);
-    const failure = (err as WorkflowFailedError).cause;
+    const failedDb = `${f.db}__failed_restore_${started.firstExecutionRunId.replace(/-/g, '').slice(-8)}`;
+    await check({ f, before, err: err as WorkflowFailedError, handle, failedDb, web });
+  });
+}
+
+test('a health gate that keeps failing after the swap swaps production back and KEEPS the restored copy (with its live writes) until keepOldFor (24 h, skipped)', async () => {
+  await withFailingGate(async ({ f, before, err, handle, failedDb, web }) => {
+    const failure = err.cause;
     expect(failure).toBeInstanceOf(ApplicationFailure);
-    expect(failure!.message).toContain(`restore of ${f.target} failed and was rolled back`);
+    expect(failure!.message).toContain(`restore of ${f.target} failed and was rolled back (production was swapped back to its pre-restore database;`);
     expect(failure!.message).toContain(`health check failed: web ${web.url} (HTTP 503)`);
-    // Every attempt of the health gate asked; the backoffs between them (2 s × 1.5ⁿ, at most 10 s) were server time.
+    // The failure says where the copy is and until when it is kept.
+    const dropWorkflowId = `drop/${f.target}/${failedDb}`;
+    const drop = env.client.workflow.getHandle<typeof dropDatabaseLater>(dropWorkflowId);
+    const d = await drop.describe();
+    expect(d.status.name).toBe('RUNNING');
+    const until = new Date(d.startTime.getTime() + 24 * HOUR);
+    expect(failure!.message).toMatch(new RegExp(`the restored copy is kept as ${failedDb} until (\\S+) \\(signal keep to ${dropWorkflowId.replace(/\//g, '\\/')} to keep it longer\\)`));
+    const said = Date.parse(/ until (\S+) /.exec(failure!.message)![1]!);
+    expect(Math.abs(said - until.getTime())).toBeLessThan(60_000);
+    // Every attempt of the health gate asked; the backoffs between them were server time.
     expect(web.requests()).toBe(8);
     expect(await ranFor(handle)).toBeGreaterThanOrEqual(2_000 + 3_000 + 4_500 + 6_750 + 10_000 * 3);
 
-    // Production is its pre-restore (damaged) state again.
+    // Production is its pre-restore (damaged) state again; the copy, with the order the app wrote after the swap, is kept.
     expect(await fingerprint(f.db)).toEqual(before);
+    expect(await sql<{ n: string }>('SELECT count(*) AS n FROM orders WHERE note = $1', [LIVE_NOTE], failedDb)).toEqual([{ n: '1' }]);
+    expect((await fingerprint(failedDb)).orders!.rows).toBe(f.atBackup.orders!.rows + 1);
+    expect(await sql<{ n: string }>('SELECT count(*) AS n FROM orders WHERE note = $1', [LIVE_NOTE], f.db)).toEqual([{ n: '0' }]);
 
-    const restoreId = handle.firstExecutionRunId.replace(/-/g, '').slice(-8);
     const status = await handle.query<RunbookStatus>('status');
     expect(status.state).toBe('failed');
     expect(steps(status)).toEqual([
@@ -407,12 +447,72 @@ test('a health check that keeps failing after the swap swaps production back (re
       'undo: stop services: completed',
       'undo: swap back: completed',
       'undo: start services: completed',
-      `undo: drop ${f.db}__failed_restore_${restoreId}: completed`,
-      `undo: drop ${f.db}__restore_${restoreId}: completed`,
+      `undo: keep ${failedDb}: completed`,
+      `undo: drop ${f.db}__restore_${failedDb.slice(-8)}: completed`,
     ]);
     expect(status.timeline.find((s) => s.step === 'health check')?.detail).toContain('HTTP 503');
+    expect(await databasesLike(f.db)).toEqual([f.db, failedDb].sort());
 
-    // Nothing the restore created is left: no aside copy, no pre-restore name, no swapped-out copy.
+    // Still there after 23 h; dropped by the durable timer when the 24 h are up, production untouched.
+    expect(await sleepUnlessClosed('23h', drop)).toBe('slept');
+    expect(await dbExists(failedDb)).toBe(true);
+    await env.sleep(d.startTime.getTime() + 24 * HOUR + 2_000 - (await env.currentTimeMs()));
+    expect(await drop.result()).toEqual({ dropped: true });
     expect(await databasesLike(f.db)).toEqual([f.db]);
+    expect(await fingerprint(f.db)).toEqual(before);
+  });
+});
+
+test('a kept restored copy survives keepOldFor when someone signals keep', async () => {
+  await withFailingGate(async ({ f, failedDb }) => {
+    const drop = env.client.workflow.getHandle<typeof dropDatabaseLater>(`drop/${f.target}/${failedDb}`);
+    await drop.signal(keepSignal, { by: 'erin', note: 'the orders written after the swap are needed' });
+    expect(await drop.result()).toEqual({ dropped: false, keptBy: 'erin' });
+    await unstickTimeSkipping();
+    const t0 = await env.currentTimeMs();
+    await env.sleep('25h');
+    expect((await env.currentTimeMs()) - t0).toBeGreaterThanOrEqual(25 * HOUR);
+    expect(await sql<{ n: string }>('SELECT count(*) AS n FROM orders WHERE note = $1', [LIVE_NOTE], failedDb)).toEqual([{ n: '1' }]);
+    expect(await databasesLike(f.db)).toEqual([f.db, failedDb].sort());
+  });
+});
+
+
+test('a restore cancelled after the swap swaps production back and keeps the restored copy under its drop timer', async () => {
+  let db = '';
+  let firstRequest!: () => void;
+  const asked = new Promise<void>((resolve) => (firstRequest = resolve));
+  const web = await unhealthyEndpoint(async () => {
+    await sql(`INSERT INTO orders (customer_id, total, note) VALUES (1, 42.00, '${LIVE_NOTE}')`, [], db);
+    firstRequest();
+  });
+  const f = await fixture((raw) => {
+    raw.targets.dockerHosts = [{ name: 'local', dockerHost: servers().docker.host }];
+    raw.targets.services = [{ name: 'web', host: 'local', containers: [], healthUrl: web.url }];
+    raw.targets.databases[0].services = ['web'];
+  });
+  db = f.db;
+  const before = await damaged(f.db, f.atBackup);
+  await f.worker.runUntil(async () => {
+    const started = await startRestore(f);
+    const handle = withoutSkipping(started);
+    await asked; // swapped, services started, the app wrote to the restored copy
+    await handle.cancel();
+    const err = await handle.result().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(WorkflowFailedError);
+    expect((err as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
+    const failedDb = `${f.db}__failed_restore_${started.firstExecutionRunId.replace(/-/g, '').slice(-8)}`;
+    expect(await fingerprint(f.db)).toEqual(before);
+    expect(await sql<{ n: string }>('SELECT count(*) AS n FROM orders WHERE note = $1', [LIVE_NOTE], failedDb)).toEqual([{ n: '1' }]);
+    expect(await databasesLike(f.db)).toEqual([f.db, failedDb].sort());
+    expect((await env.client.workflow.getHandle(`drop/${f.target}/${failedDb}`).describe()).status.name).toBe('RUNNING');
+    expect(steps(await handle.query<RunbookStatus>('status')).slice(-3)).toEqual([
+      'undo: start services: completed',
+      `undo: keep ${failedDb}: completed`,
+      `undo: drop ${f.db}__restore_${failedDb.slice(-8)}: completed`,
+    ]);
   });
 });

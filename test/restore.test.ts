@@ -1,14 +1,19 @@
 import { openSync, readSync, readdirSync, writeSync, closeSync, statSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import { MockActivityEnvironment } from '@temporalio/testing';
 import { type Worker } from '@temporalio/worker';
+import pg from 'pg';
 import { parse, stringify } from 'yaml';
 import { parseConfig } from '../src/config/load';
 import { type Config } from '../src/config/schema';
 import { type BackupResult } from '../src/workflows/backup';
 import { type RestoreOutcome } from '../src/workflows/restore-database';
 import { createRunbookWorker } from '../src/workers/worker';
-import { planRestore } from '../src/activities/restore';
+import { type RestorePlan, createActivities } from '../src/activities';
+import { derivedName, planRestore } from '../src/activities/restore';
 import { createDatabase, pgAdmin, servers, testConfig, uniqueName } from './support/servers';
 import { type Fingerprint, fingerprint, seedShop } from './support/shop-data';
 import { startWorkerProcess, runCli, writeConfigFile } from './support/processes';
@@ -28,11 +33,12 @@ interface Fixture {
   atBackup: Fingerprint;
 }
 
-/** A seeded database with one real backup, and a config (edited by `tweak`) pointing at it. */
-async function fixture(tweak: (raw: any) => void = () => undefined): Promise<Fixture> {
+/** A seeded database (then handed to `prepare`) with one real backup, and a config (edited by `tweak`) pointing at it. */
+async function fixture(tweak: (raw: any) => void = () => undefined, prepare: (db: string) => Promise<void> = () => Promise.resolve()): Promise<Fixture> {
   const db = uniqueName('rst');
   await createDatabase(db);
   await seedShop(db, 1500, 4);
+  await prepare(db);
   const taskQueue = uniqueName('rst');
   const base = testConfig({ databases: [db], taskQueue });
   const raw = parse(base.yaml);
@@ -309,4 +315,128 @@ test('a production restore waits at its gate: self-approval is refused, approval
   } finally {
     await worker.stop();
   }
+});
+
+async function adminSql(sql: string, database = 'postgres'): Promise<void> {
+  const c = pgAdmin(database);
+  await c.connect();
+  try {
+    await c.query(sql);
+  } finally {
+    await c.end();
+  }
+}
+
+test('a swap that cannot end another role\'s session fails without leaving production refusing connections (target user = owner, not superuser)', async () => {
+  const owner = uniqueName('owner');
+  const password = randomBytes(12).toString('hex');
+  process.env.TEST_OWNER_PW = password;
+  await adminSql(`CREATE ROLE ${owner} LOGIN CREATEDB NOSUPERUSER PASSWORD '${password}'`);
+  const f = await fixture(
+    (raw) => void Object.assign(raw.targets.databases[0], { user: owner, password: { env: 'TEST_OWNER_PW' } }),
+    async (db) => {
+      await adminSql(`ALTER DATABASE "${db}" OWNER TO ${owner}`);
+      await adminSql(`ALTER TABLE customers OWNER TO ${owner}; ALTER TABLE orders OWNER TO ${owner}`, db);
+    },
+  );
+  const ownerClient = (): pg.Client =>
+    new pg.Client({ host: servers().postgres.host, port: servers().postgres.port, user: owner, password, database: f.db, connectionTimeoutMillis: 5_000 });
+  const damaging = ownerClient();
+  await damaging.connect();
+  await damaging.query('DELETE FROM orders WHERE id % 2 = 0');
+  await damaging.end();
+  const before = await fingerprint(f.db);
+  // A superuser's session on production: the owner may not end it, so the swap cannot keep production to itself.
+  const other = pgAdmin(f.db);
+  other.on('error', () => undefined); // if it were ended, the test says so below
+  await other.connect();
+  let err: unknown;
+  try {
+    err = await withWorker(f.config, () => restore(f)).catch((e: unknown) => e);
+    expect((await other.query<{ ok: number }>('SELECT 1 AS ok')).rows[0]!.ok).toBe(1); // its session was not ended
+  } finally {
+    await other.end();
+  }
+  expect(err).toBeInstanceOf(WorkflowFailedError);
+
+  // Production accepts new sessions again: the application's role connects and reads.
+  const app = ownerClient();
+  await app.connect();
+  try {
+    expect((await app.query<{ n: string }>('SELECT count(*) AS n FROM orders')).rows[0]!.n).toBe(String(before.orders!.rows));
+  } finally {
+    await app.end();
+  }
+  // The failure says what happened, at once (no retries while services are down).
+  const message = String((err as WorkflowFailedError).cause?.message);
+  expect(message).toContain(`restore of ${f.target} failed and was rolled back (production was not swapped)`);
+  expect(message).toContain(`cannot keep sessions out of ${f.db}, ${f.db}__restore_`);
+  expect(message).toContain('must be a superuser to terminate superuser process');
+  expect(await fingerprint(f.db)).toEqual(before);
+  expect(await databasesLike(f.db)).toEqual([f.db]);
+}, 300_000);
+
+/** Which of these databases exist (exact names; derived names of a long database do not start with all of it). */
+async function present(names: string[]): Promise<string[]> {
+  const c = pgAdmin();
+  await c.connect();
+  try {
+    return (await c.query<{ datname: string }>('SELECT datname FROM pg_database WHERE datname = ANY($1) ORDER BY 1', [names])).rows.map((r) => r.datname);
+  } finally {
+    await c.end();
+  }
+}
+
+describe('derived database names are cut by bytes (PostgreSQL keeps 63 bytes of a name)', () => {
+  const bytes = (s: string): number => Buffer.byteLength(s);
+
+  test.each([
+    ['30 × "ä" (60 bytes)', 'ä'.repeat(30)],
+    ['31 × "ä" + "x" (63 bytes)', `${'ä'.repeat(31)}x`],
+    ['62 ASCII bytes + "€"', `${'a'.repeat(60)}€`],
+  ])('%s: every derived name fits in 63 bytes, keeps its suffix whole, is valid UTF-8 and is not the database', (_what, database) => {
+    for (const suffix of ['restore_abcd1234', 'pre_restore_abcd1234', 'failed_restore_abcd1234', 'verify_0123456789abcdef']) {
+      const name = derivedName(database, suffix);
+      expect(bytes(name)).toBeLessThanOrEqual(63);
+      expect(name.endsWith(`__${suffix}`)).toBe(true);
+      expect(Buffer.from(name).toString('utf8')).toBe(name); // no character cut in two
+      expect(database.startsWith(name.slice(0, -`__${suffix}`.length))).toBe(true);
+      expect(name).not.toBe(database);
+    }
+  });
+
+  test('a 63-byte multibyte database: the aside copy is built next to production, and a name PostgreSQL would cut to production is never dropped', async () => {
+    const db = `${uniqueName('rst')}${'ä'.repeat(25)}x`; // 12 + 50 + 1 = 63 bytes
+    expect(bytes(db)).toBe(63);
+    await createDatabase(db);
+    await seedShop(db, 200, 2);
+    const raw = parse(testConfig({ databases: [uniqueName('mb')], taskQueue: uniqueName('rst') }).yaml);
+    raw.targets.databases[0].database = db; // the target's name stays ASCII
+    const config = parseConfig(stringify(raw), 'multibyte.yaml');
+    const target = config.targets.databases[0]!.name;
+    const activities = createActivities({ config });
+    const env = new MockActivityEnvironment();
+    await env.run(activities.dumpPostgres, { target, backupId: `${target}-20260101T000000Z-aaaa`, createdAt: '2026-01-01T00:00:00.000Z' });
+    const atBackup = await fingerprint(db);
+    await damage(db);
+    const damaged = await fingerprint(db);
+
+    const plan: RestorePlan = await env.run(activities.planRestore, { target, backup: 'latest', restoreId: 'abcd1234' });
+    for (const n of [plan.asideDb, plan.oldDb, plan.failedDb]) expect(bytes(n)).toBeLessThanOrEqual(63);
+    expect(new Set([db, plan.asideDb, plan.oldDb, plan.failedDb]).size).toBe(4);
+    await env.run(activities.restoreAside, plan);
+    expect(await fingerprint(db)).toEqual(damaged); // production untouched
+    expect(await fingerprint(plan.asideDb)).toEqual(atBackup); // the copy is where the plan says
+    const all = [db, plan.asideDb, plan.oldDb, plan.failedDb];
+    expect(await present(all)).toEqual([db, plan.asideDb].sort());
+
+    // `<db>__restore_<id>` looks like a scratch name, but PostgreSQL would cut it back to production's name.
+    const err = await env.run(activities.dropScratchDatabase, { target, database: `${db}__restore_abcd1234` }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ApplicationFailure);
+    expect((err as ApplicationFailure).nonRetryable).toBe(true);
+    expect((err as ApplicationFailure).message).toContain('refusing to drop');
+    expect(await fingerprint(db)).toEqual(damaged);
+    await env.run(activities.dropScratchDatabase, { target, database: plan.asideDb });
+    expect(await present(all)).toEqual([db]);
+  });
 });

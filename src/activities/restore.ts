@@ -56,12 +56,39 @@ export interface PlanRestoreInput {
   purpose?: 'restore' | 'verify';
 }
 
-const MAX_IDENT = 63;
+/** PostgreSQL keeps the first 63 bytes of an identifier (NAMEDATALEN - 1) and silently drops the rest. */
+export const MAX_IDENT_BYTES = 63;
 
-/** `<db>__<suffix>` within PostgreSQL's 63-byte identifier limit. */
-function derivedName(database: string, suffix: string): string {
+/** The longest prefix of `s` within `maxBytes` UTF-8 bytes, never cutting a character in two. */
+export function clipToBytes(s: string, maxBytes: number): string {
+  let out = '';
+  let used = 0;
+  for (const ch of s) {
+    used += Buffer.byteLength(ch);
+    if (used > maxBytes) break;
+    out += ch;
+  }
+  return out;
+}
+
+/** `<db>__<suffix>` within PostgreSQL's 63-byte identifier limit: the database name is cut by bytes, the suffix is kept whole. */
+export function derivedName(database: string, suffix: string): string {
   const tail = `__${suffix}`;
-  return `${database.slice(0, MAX_IDENT - Buffer.byteLength(tail))}${tail}`;
+  return `${clipToBytes(database, MAX_IDENT_BYTES - Buffer.byteLength(tail))}${tail}`;
+}
+
+/** The name PostgreSQL would really use for `name` (it cuts at 63 bytes). */
+const asStored = (name: string): string => clipToBytes(name, MAX_IDENT_BYTES);
+
+/** Refuse (non-retryably) to drop or replace a database whose name, as PostgreSQL stores it, is production's. */
+function assertNotProduction(db: DatabaseTarget, name: string, action: string): void {
+  if (Buffer.byteLength(name) > MAX_IDENT_BYTES || asStored(name) === asStored(db.database)) {
+    throw ApplicationFailure.nonRetryable(
+      `refusing to ${action} "${name}": ${Buffer.byteLength(name) > MAX_IDENT_BYTES ? `longer than ${MAX_IDENT_BYTES} bytes, PostgreSQL would cut it` : 'it is the production database'}` +
+        ` (${db.name}: ${db.database})`,
+      'RefusedDrop',
+    );
+  }
 }
 
 /** Names only these steps create; `dropScratchDatabase` refuses anything else, so it can never drop production. */
@@ -98,14 +125,18 @@ export async function planRestore(config: Config, input: PlanRestoreInput): Prom
   });
   const verify = input.purpose === 'verify';
   const approval = approvalPolicy(config, 'restore', db.name);
+  const asideDb = derivedName(db.database, `${verify ? 'verify' : 'restore'}_${input.restoreId}`);
+  const oldDb = derivedName(db.database, `pre_restore_${input.restoreId}`);
+  const failedDb = derivedName(db.database, `failed_restore_${input.restoreId}`);
+  for (const n of [asideDb, oldDb, failedDb]) assertNotProduction(db, n, 'use');
   return {
     target: db.name,
     database: db.database,
     production: db.production,
     backup: { id: m.id, file: m.file, sha256: m.sha256, sizeBytes: m.sizeBytes, createdAt: m.createdAt },
-    asideDb: derivedName(db.database, `${verify ? 'verify' : 'restore'}_${input.restoreId}`),
-    oldDb: derivedName(db.database, `pre_restore_${input.restoreId}`),
-    failedDb: derivedName(db.database, `failed_restore_${input.restoreId}`),
+    asideDb,
+    oldDb,
+    failedDb,
     services,
     jobs: db.restore.jobs,
     keepOldForMs: durationMs(db.restore.keepOldFor),
@@ -167,7 +198,8 @@ function doneMs(comment: string | null | undefined, backupId: string): number | 
 export async function restoreAside(config: Config, plan: RestorePlan): Promise<{ durationMs: number; reused: boolean }> {
   const ctx = Context.current();
   const started = Date.now();
-  const doneIn = await admin(config, plan.target, async (c) => {
+  const doneIn = await admin(config, plan.target, async (c, db) => {
+    assertNotProduction(db, plan.asideDb, 'replace');
     const r = await c.query<{ comment: string | null }>(
       'SELECT shobj_description(oid, $2) AS comment FROM pg_database WHERE datname = $1',
       [plan.asideDb, 'pg_database'],
@@ -263,14 +295,36 @@ export async function verifyRestoredCopy(config: Config, plan: RestorePlan): Pro
   return results;
 }
 
-/** Keep new sessions out of the named databases and end the ones there, so they can be renamed. */
+/** Let sessions in again (best effort: a name that does not exist is skipped). */
+async function allowConnections(c: pg.Client, names: string[]): Promise<void> {
+  for (const n of names) await c.query(`ALTER DATABASE ${quoteIdent(n)} WITH ALLOW_CONNECTIONS true`).catch(() => undefined);
+}
+
+/**
+ * Keep new sessions out of the named databases and end the ones there, so they can be renamed. If that fails
+ * (e.g. a role that is not superuser may not end a superuser's session), the databases accept connections again
+ * before the error is thrown: a failed quiesce never leaves production refusing connections.
+ */
 async function quiesce(c: pg.Client, names: string[]): Promise<number> {
-  for (const n of names) await c.query(`ALTER DATABASE ${quoteIdent(n)} WITH ALLOW_CONNECTIONS false`);
-  const r = await c.query<{ n: number }>(
-    'SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE datname = ANY($1) AND pid <> pg_backend_pid()',
-    [names],
-  );
-  return r.rows[0]?.n ?? 0;
+  try {
+    for (const n of names) await c.query(`ALTER DATABASE ${quoteIdent(n)} WITH ALLOW_CONNECTIONS false`);
+    const r = await c.query<{ n: number }>(
+      'SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE datname = ANY($1) AND pid <> pg_backend_pid()',
+      [names],
+    );
+    return r.rows[0]?.n ?? 0;
+  } catch (err) {
+    await allowConnections(c, names);
+    if ((err as { code?: string }).code === '42501') {
+      // insufficient_privilege does not go away by retrying (and services may be stopped meanwhile).
+      throw ApplicationFailure.nonRetryable(
+        `cannot keep sessions out of ${names.join(', ')} to rename them: ${redact((err as Error).message)}` +
+          ' (the target user must own the databases and be allowed to end the sessions on them: a superuser, or a member of pg_signal_backend when no superuser is connected)',
+        'QuiesceRefused',
+      );
+    }
+    throw err;
+  }
 }
 
 export interface SwapResult {
@@ -286,7 +340,7 @@ export async function swapDatabases(config: Config, plan: RestorePlan): Promise<
   return admin(config, plan.target, async (c) => {
     const has = await existing(c, [plan.database, plan.asideDb, plan.oldDb]);
     if (has.has(plan.oldDb) && has.has(plan.database) && !has.has(plan.asideDb)) {
-      await c.query(`ALTER DATABASE ${quoteIdent(plan.database)} WITH ALLOW_CONNECTIONS true`);
+      await allowConnections(c, [plan.database, plan.oldDb]);
       return { state: 'already swapped', terminatedSessions: 0 };
     }
     if (!(has.has(plan.database) && has.has(plan.asideDb) && !has.has(plan.oldDb))) {
@@ -300,7 +354,7 @@ export async function swapDatabases(config: Config, plan: RestorePlan): Promise<
       await c.query('COMMIT');
     } catch (err) {
       await c.query('ROLLBACK');
-      for (const n of [plan.database, plan.asideDb]) await c.query(`ALTER DATABASE ${quoteIdent(n)} WITH ALLOW_CONNECTIONS true`).catch(() => undefined);
+      await allowConnections(c, [plan.database, plan.asideDb]);
       throw err;
     }
     for (const n of [plan.database, plan.oldDb]) await c.query(`ALTER DATABASE ${quoteIdent(n)} WITH ALLOW_CONNECTIONS true`);
@@ -310,12 +364,17 @@ export async function swapDatabases(config: Config, plan: RestorePlan): Promise<
 
 /**
  * Compensation of the swap: production ← the pre-restore database again; the restored copy goes to plan.failedDb.
- * Idempotent by the names that exist; a no-op when the swap never happened.
+ * Idempotent by the names that exist: without plan.oldDb the swap never happened (or an earlier attempt already
+ * swapped back, leaving plan.failedDb). Either way production and the copy accept connections again: a swap that
+ * failed after keeping sessions out (or a worker that died there) must not leave production refusing them.
  */
-export async function swapBack(config: Config, plan: RestorePlan): Promise<{ state: 'swapped back' | 'nothing to undo' }> {
+export async function swapBack(config: Config, plan: RestorePlan): Promise<{ state: 'swapped back' | 'already swapped back' | 'nothing to undo' }> {
   return admin(config, plan.target, async (c) => {
-    const has = await existing(c, [plan.database, plan.oldDb, plan.failedDb]);
-    if (!has.has(plan.oldDb)) return { state: 'nothing to undo' };
+    const has = await existing(c, [plan.database, plan.oldDb, plan.failedDb, plan.asideDb]);
+    if (!has.has(plan.oldDb)) {
+      await allowConnections(c, [plan.database, plan.asideDb, plan.failedDb].filter((n) => has.has(n)));
+      return { state: has.has(plan.failedDb) ? 'already swapped back' : 'nothing to undo' };
+    }
     const names = [plan.oldDb, ...(has.has(plan.database) ? [plan.database] : [])];
     await quiesce(c, names);
     await c.query('BEGIN');
@@ -329,9 +388,7 @@ export async function swapBack(config: Config, plan: RestorePlan): Promise<{ sta
       await c.query('ROLLBACK');
       throw err;
     } finally {
-      for (const n of [plan.database, plan.oldDb, plan.failedDb]) {
-        await c.query(`ALTER DATABASE ${quoteIdent(n)} WITH ALLOW_CONNECTIONS true`).catch(() => undefined);
-      }
+      await allowConnections(c, [plan.database, plan.oldDb, plan.failedDb]);
     }
     return { state: 'swapped back' };
   });
@@ -342,7 +399,8 @@ export async function dropScratchDatabase(config: Config, input: { target: strin
   if (!SCRATCH.test(input.database)) {
     throw ApplicationFailure.nonRetryable(`refusing to drop "${input.database}": not a database a restore created`, 'RefusedDrop');
   }
-  return admin(config, input.target, async (c) => {
+  return admin(config, input.target, async (c, db) => {
+    assertNotProduction(db, input.database, 'drop');
     const had = (await existing(c, [input.database])).has(input.database);
     await c.query(`DROP DATABASE IF EXISTS ${quoteIdent(input.database)} WITH (FORCE)`);
     return { dropped: had };

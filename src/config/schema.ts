@@ -117,7 +117,11 @@ const databaseSchema = z
     name,
     host: z.string().default('127.0.0.1'),
     port: port.default(5432),
-    database: z.string().min(1),
+    /** PostgreSQL cuts names at 63 bytes: a longer one would not be the database named here. */
+    database: z
+      .string()
+      .min(1)
+      .refine((s) => Buffer.byteLength(s, 'utf8') <= 63, { message: 'must be at most 63 bytes in UTF-8 (PostgreSQL cuts longer names)' }),
     user: z.string().min(1),
     password: secretRefSchema,
     production: z.boolean().default(false),

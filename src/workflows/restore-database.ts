@@ -52,6 +52,9 @@ type Compensation = { step: string; run: () => Promise<unknown> };
 /** Safety snapshot and restore-aside side by side (runs started before it replay one after the other). */
 const SNAPSHOT_ALONGSIDE_RESTORE = 'restore-snapshot-alongside';
 
+/** A restored copy swapped back out is kept (drop-later timer) instead of dropped at once (runs before it drop it). */
+const KEEP_FAILED_COPY = 'restore-keep-failed-copy';
+
 /**
  * RB-01: restore a PostgreSQL database without losing anything.
  * validate → (approval) → safety snapshot → restore ASIDE → verify the copy → stop services → swap (two
@@ -211,11 +214,14 @@ async function restore(input: RestoreInput, progress: Progress, chat: ChatThread
   let downtimeStart = 0;
   let downtimeMs = 0;
   let swapped = false;
+  let swapBackState: string | undefined; // what `swap back` found (undefined: it did not run, or failed)
+  let keptCopy: Awaited<ReturnType<typeof dropLater>> | undefined; // the swapped-out copy and its drop timer
   try {
     // Compensations run newest first. The restored copy only becomes plan.failedDb when `swap back` renames
     // it, so its drop is registered first and runs after the swap back.
     compensations.push({ step: `drop ${plan.asideDb}`, run: () => quick.dropScratchDatabase({ target: plan.target, database: plan.asideDb }) });
-    compensations.push({ step: `drop ${plan.failedDb}`, run: () => quick.dropScratchDatabase({ target: plan.target, database: plan.failedDb }) });
+    const failedCopy: Compensation = { step: `drop ${plan.failedDb}`, run: () => quick.dropScratchDatabase({ target: plan.target, database: plan.failedDb }) };
+    compensations.push(failedCopy);
     if (alongside) {
       const [snap, aside] = await Promise.allSettled([snapshotStep(), asideStep()]);
       // A step that failed after its retries becomes a question, one at a time (a retry runs the same idempotent activity).
@@ -231,7 +237,16 @@ async function restore(input: RestoreInput, progress: Progress, chat: ChatThread
     compensations.push({ step: 'start services', run: startServices });
     progress.hold(); // the downtime window: no chat activity until services are started again (or rolled back: flush resumes)
     if (allContainers.length) await progress.step('stop services', stopServices);
-    compensations.push({ step: 'swap back', run: () => quick.swapBack(plan) });
+    compensations.push({
+      step: 'swap back',
+      run: async () => {
+        swapBackState = (await quick.swapBack(plan)).state;
+        // The copy was production and may hold writes made since the swap: keep it like the pre-restore database.
+        if (swapBackState !== 'nothing to undo' && patched(KEEP_FAILED_COPY)) {
+          Object.assign(failedCopy, { step: `keep ${plan.failedDb}`, run: async () => (keptCopy = await dropLater(plan, plan.failedDb)) });
+        }
+      },
+    });
     swapped = true; // from here on, a failure means production must be swapped back
     await progress.step('swap', () => quick.swapDatabases(plan), (r) => `${r.state}, ${r.terminatedSessions} session(s) ended`);
     if (allContainers.length) {
@@ -249,20 +264,20 @@ async function restore(input: RestoreInput, progress: Progress, chat: ChatThread
     });
     progress.finish('failed');
     if (isCancellation(err)) throw err;
-    const undone = swapped ? 'production was swapped back to its pre-restore database' : 'production was not touched';
-    throw ApplicationFailure.fromError(err, { message: `restore of ${plan.target} failed and was rolled back (${undone}): ${errorMessage(err)}` });
+    const undone = !swapped
+      ? 'production was not touched'
+      : swapBackState === 'nothing to undo'
+        ? 'production was not swapped'
+        : swapBackState
+          ? 'production was swapped back to its pre-restore database'
+          : `swapping production back FAILED: check which of ${plan.database} and ${plan.oldDb} holds what`;
+    const kept = keptCopy
+      ? `; the restored copy is kept as ${keptCopy.database} until ${keptCopy.dropAt} (signal keep to ${keptCopy.workflowId} to keep it longer)`
+      : '';
+    throw ApplicationFailure.fromError(err, { message: `restore of ${plan.target} failed and was rolled back (${undone}${kept}): ${errorMessage(err)}` });
   }
 
-  const dropWorkflowId = `drop/${plan.target}/${plan.oldDb}`;
-  const dropOldAt = new Date(Date.now() + plan.keepOldForMs).toISOString();
-  await progress.step('schedule drop', () =>
-    startChild(dropDatabaseLater, {
-      workflowId: dropWorkflowId,
-      args: [{ target: plan.target, database: plan.oldDb, afterMs: plan.keepOldForMs }],
-      // The restore is over; the timer lives on by itself and keeps restore/<db> free for the next one.
-      parentClosePolicy: ParentClosePolicy.ABANDON,
-    }),
-  );
+  const { workflowId: dropWorkflowId, dropAt: dropOldAt } = await progress.step('schedule drop', () => dropLater(plan, plan.oldDb));
   progress.finish('completed');
   return {
     outcome: 'restored',
@@ -277,13 +292,26 @@ async function restore(input: RestoreInput, progress: Progress, chat: ChatThread
   };
 }
 
+/** Start the durable timer that drops `database` after restore.keepOldFor (signal `keep` to its run to keep it). */
+async function dropLater(plan: RestorePlan, database: string): Promise<{ database: string; workflowId: string; dropAt: string }> {
+  const workflowId = `drop/${plan.target}/${database}`;
+  const dropAt = new Date(Date.now() + plan.keepOldForMs).toISOString();
+  await startChild(dropDatabaseLater, {
+    workflowId,
+    args: [{ target: plan.target, database, afterMs: plan.keepOldForMs }],
+    // The restore is over; the timer lives on by itself and keeps restore/<db> free for the next one.
+    parentClosePolicy: ParentClosePolicy.ABANDON,
+  });
+  return { database, workflowId, dropAt };
+}
+
 export interface DropLaterInput {
   target: string;
   database: string;
   afterMs: number;
 }
 
-/** Keep a pre-restore database for a while, then drop it. Signal `keep` (or cancel this run) to keep it. */
+/** Keep a pre-restore database (or a restored copy swapped back out) for a while, then drop it. Signal `keep` (or cancel this run) to keep it. */
 export async function dropDatabaseLater(input: DropLaterInput): Promise<{ dropped: boolean; keptBy?: string }> {
   const progress = new Progress('dropDatabaseLater');
   let keptBy: string | undefined;

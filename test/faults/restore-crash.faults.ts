@@ -66,9 +66,18 @@ test.each(['swapBack', 'stopContainers:2'])('health gate fails and the worker di
 
     const result = await restoreThroughCrash(f, file, step);
     expect(result).toBeInstanceOf(Error);
-    expect(String((result as Error & { cause?: Error }).cause?.message)).toContain('production was swapped back to its pre-restore database');
+    const message = String((result as Error & { cause?: Error }).cause?.message);
+    expect(message).toContain('production was swapped back to its pre-restore database');
     expect(await fingerprint(f.db)).toEqual(damaged);
-    expect(await databasesLike(f.db)).toEqual([f.db]);
+    // The copy that was production is kept (it may hold writes made after the swap), under the keepOldFor drop timer.
+    const failedDb = (await databasesLike(f.db)).find((n) => n.startsWith(`${f.db}__failed_restore_`));
+    expect(failedDb).toBeDefined();
+    expect(await databasesLike(f.db)).toEqual([f.db, failedDb!].sort());
+    expect(await fingerprint(failedDb!)).toEqual(f.atSeed);
+    expect(message).toContain(`the restored copy is kept as ${failedDb} until `);
+    const drop = client.workflow.getHandle(`drop/${f.target}/${failedDb}`);
+    expect((await drop.describe()).status.name).toBe('RUNNING');
+    await drop.terminate('test over');
     expect(await service.running()).toBe(true);
   } finally {
     await service.remove();

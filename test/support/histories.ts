@@ -3,6 +3,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { temporalBinary } from '../../src/client/local-servers';
 import { temporal } from '@temporalio/proto';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { ENCRYPTED_ENCODING, KEY_ID_METADATA, open } from '../../src/config/codec';
 import { servers } from './servers';
 import { testCodec } from './temporal';
@@ -44,4 +45,12 @@ export async function recordHistory(workflowId: string, name: string): Promise<v
     'workflow', 'show', '--workflow-id', workflowId, '--address', servers().temporal.address, '--output', 'json',
   ]);
   writeFileSync(path.join(HISTORIES_DIR, `${name}.json`), `${JSON.stringify(decryptHistory(JSON.parse(String(r.stdout))), null, 2)}\n`);
+}
+
+/** recordHistory for a run on another server (e.g. a time-skipping test server): its history through the client. */
+export async function recordHandleHistory(handle: { fetchHistory(): Promise<temporal.api.history.v1.IHistory> }, name: string): Promise<void> {
+  if (!process.env.RECORD_HISTORIES) return;
+  mkdirSync(HISTORIES_DIR, { recursive: true });
+  const history = JSON.parse(historyToJSON(await handle.fetchHistory())) as unknown;
+  writeFileSync(path.join(HISTORIES_DIR, `${name}.json`), `${JSON.stringify(decryptHistory(history), null, 2)}\n`);
 }
