@@ -257,11 +257,13 @@ async function restore(input: RestoreInput, progress: Progress, chat: ChatThread
     downtimeMs = Date.now() - downtimeStart;
     await progress.step('health check', () => health.checkProductionHealth(plan), (r) => `${r.length} check(s) passed`);
   } catch (err) {
+    progress.hold(); // the rollback stops and starts services too: no chat activity until it is done
     await CancellationScope.nonCancellable(async () => {
       for (const c of [...compensations].reverse()) {
         await progress.step(`undo: ${c.step}`, c.run).catch(() => undefined); // recorded in the timeline; go on with the rest
       }
     });
+    progress.release();
     progress.finish('failed');
     if (isCancellation(err)) throw err;
     const undone = !swapped
