@@ -68,15 +68,74 @@ const examplePaths = paths(example);
 const key = String.raw`(?:[A-Za-z_][\w-]*|\["(?:[^"\\]|\\.)*"\])`;
 const namesAField = new RegExp(String.raw`^(\(root\)|YAML:|${key}(?:\[\d+\]|\.[A-Za-z_][\w-]*|\["(?:[^"\\]|\\.)*"\])*: )`);
 
-test('a mutated config is either valid or refused with errors that each name a field', () => {
+/** "targets.databases[0].port", as the product's errors name a field (the test's own rendering of a path). */
+const fieldName = (p: Array<string | number>): string => p.map((seg, i) => (typeof seg === 'number' ? `[${seg}]` : i === 0 ? seg : `.${seg}`)).join('') || '(root)';
+const nodeAt = (root: unknown, p: Array<string | number>): unknown => p.reduce<unknown>((n, seg) => (n as Record<string | number, unknown> | undefined)?.[seg], root);
+
+/** Fixed-shape objects of the example (the root, its sections, list entries): a key they do not define is a mistake. */
+const sectionPaths = examplePaths.filter((p) => {
+  const n = nodeAt(example, p);
+  return n !== null && typeof n === 'object' && !Array.isArray(n) && (p.length <= 1 || typeof p[p.length - 1] === 'number');
+});
+/** Leaves the example gives as a number or a boolean (ports, counts, thresholds, switches); not a check's `expect`, which is any SQL result. */
+const scalarPaths = examplePaths.filter((p) => p.length > 0 && p[p.length - 1] !== 'expect' && ['number', 'boolean'].includes(typeof nodeAt(example, p)));
+const portPaths = examplePaths.filter((p) => p[p.length - 1] === 'port' && typeof nodeAt(example, p) === 'number');
+/** Text no reader takes for a number or a boolean. */
+const notANumber = fc.oneof(
+  fc.constantFrom('; rm -rf /', '$(reboot)', '`id`', '../../etc/passwd', "' OR 1=1 --", '日本語', '🔥', 'eighty'),
+  fc.stringMatching(/^[a-z]{2,12}[;$ ]?[a-z]{0,6}$/).filter((t) => !/^(true|false|yes|no|on|off|y|n|nan|inf|infinity|null)$/i.test(t)),
+);
+
+type ConfigCase = { kind: 'unknown field'; at: Array<string | number>; key: string } | { kind: 'wrong type'; at: Array<string | number>; value: string } | { kind: 'valid port'; at: Array<string | number>; value: number };
+const configCase: fc.Arbitrary<ConfigCase> = fc.oneof(
+  fc.record({ kind: fc.constant('unknown field' as const), at: fc.constantFrom(...sectionPaths), key: fc.stringMatching(/^zz[A-Za-z]{1,10}$/) }),
+  fc.record({ kind: fc.constant('wrong type' as const), at: fc.constantFrom(...scalarPaths), value: notANumber }),
+  fc.record({ kind: fc.constant('valid port' as const), at: fc.constantFrom(...portPaths), value: fc.integer({ min: 1, max: 65535 }) }),
+);
+
+test('a config with a known mistake is refused naming that field; one with a valid change is accepted (counted)', () => {
+  expect(sectionPaths.length).toBeGreaterThan(10);
+  expect(scalarPaths.length).toBeGreaterThan(10);
+  expect(portPaths.length).toBeGreaterThan(2);
+  const count = { bad: 0, refused: 0, good: 0, accepted: 0 };
   fc.assert(
-    fc.property(fc.nat(examplePaths.length - 1), hostile, fc.boolean(), fc.nat(3), (pick, value, remove, extra) => {
-      let cfg = setAt(example, examplePaths[pick]!, value, remove);
-      // Sometimes a second mutation, and sometimes a field that does not exist.
-      if (extra === 1) cfg = setAt(cfg, examplePaths[(pick * 7 + 3) % examplePaths.length]!, value, false);
-      if (extra === 2 && cfg && typeof cfg === 'object') (cfg as Record<string, unknown>).unexpectedField = value;
+    fc.property(configCase, (c) => {
+      const cfg = c.kind === 'unknown field' ? setAt(example, [...c.at, c.key], 1, false) : setAt(example, c.at, c.value, false);
+      const bad = c.kind !== 'valid port';
+      if (bad) count.bad += 1;
+      else count.good += 1;
+      let issues: string[] | undefined;
       try {
         parseConfig(stringify(cfg), 'fuzz.yaml', '/');
+      } catch (err) {
+        if (!(err instanceof ConfigError)) throw err;
+        issues = err.issues;
+      }
+      if (!bad) {
+        expect(issues).toBeUndefined();
+        count.accepted += 1;
+        return;
+      }
+      // The generated mistake is refused, by name: the unknown key or the leaf that got text.
+      expect(issues).toBeDefined();
+      count.refused += 1;
+      for (const issue of issues!) expect(issue).toMatch(namesAField);
+      const field = c.kind === 'unknown field' ? fieldName([...c.at, c.key]) : fieldName(c.at);
+      expect(issues!.some((i) => i.startsWith(`${field}: `))).toBe(true);
+    }),
+    { numRuns: RUNS },
+  );
+  expect(count.refused).toBe(count.bad);
+  expect(count.accepted).toBe(count.good);
+  expect(count.bad).toBeGreaterThan(RUNS / 2);
+  expect(count.good).toBeGreaterThan(RUNS / 10);
+});
+
+test('a hostile value anywhere in the config: refused with errors that each name a field, or accepted; never a crash', () => {
+  fc.assert(
+    fc.property(fc.nat(examplePaths.length - 1), hostile, fc.boolean(), (pick, value, remove) => {
+      try {
+        parseConfig(stringify(setAt(example, examplePaths[pick]!, value, remove)), 'fuzz.yaml', '/');
       } catch (err) {
         if (!(err instanceof ConfigError)) throw err;
         expect(err.issues.length).toBeGreaterThan(0);
@@ -87,18 +146,51 @@ test('a mutated config is either valid or refused with errors that each name a f
   );
 });
 
-test('arbitrary text as a config file is refused with a ConfigError, never a crash', () => {
+/** What a YAML reader (the yaml package, not the product) makes of a text: the expected answer of the config loader. */
+function expectedForText(text: string): { refused: true; field?: string } | { refused: false } | 'skip' {
+  let doc: unknown;
+  try {
+    doc = parse(text, { logLevel: 'error' }); // warnings (an unknown tag) are not errors
+  } catch {
+    return { refused: true, field: 'YAML:' };
+  }
+  if (doc === null || doc === undefined) return { refused: false }; // an empty file: every default
+  if (typeof doc !== 'object' || Array.isArray(doc)) return { refused: true, field: '(root):' };
+  const keys = Object.keys(doc);
+  if (keys.some((k) => k in example)) return 'skip'; // a real section name by chance: its content decides
+  return { refused: true, field: `${/^[A-Za-z_][\w-]*$/.test(keys[0]!) ? keys[0] : ''}` };
+}
+
+test('arbitrary text as a config file: what a YAML reader calls broken, a scalar or unknown sections is refused (counted); never a crash', () => {
+  const count = { bad: 0, refused: 0, empty: 0, accepted: 0 };
   fc.assert(
-    fc.property(fc.oneof(fc.string({ maxLength: 200 }), fc.string({ unit: 'binary', maxLength: 200 })), (text) => {
+    fc.property(fc.oneof(fc.string({ maxLength: 200 }), fc.string({ unit: 'binary', maxLength: 200 }), fc.dictionary(fc.stringMatching(/^[a-z]{1,8}$/), fc.string({ maxLength: 8 }), { minKeys: 1, maxKeys: 3 }).map((d) => stringify(d))), (text) => {
+      const expected = expectedForText(text);
+      if (expected === 'skip') return;
+      if (expected.refused) count.bad += 1;
+      else count.empty += 1;
+      let issues: string[] | undefined;
       try {
         parseConfig(text, 'fuzz.yaml', '/');
       } catch (err) {
         if (!(err instanceof ConfigError)) throw err;
-        for (const issue of err.issues) expect(issue).toMatch(namesAField);
+        issues = err.issues;
       }
+      if (!expected.refused) {
+        expect(issues).toBeUndefined();
+        count.accepted += 1;
+        return;
+      }
+      expect(issues).toBeDefined();
+      count.refused += 1;
+      for (const issue of issues!) expect(issue).toMatch(namesAField);
+      if (expected.field) expect(issues!.some((i) => i.startsWith(expected.field!))).toBe(true);
     }),
     { numRuns: RUNS },
   );
+  expect(count.refused).toBe(count.bad);
+  expect(count.accepted).toBe(count.empty);
+  expect(count.bad).toBeGreaterThan(RUNS / 2);
 });
 
 const config = parseConfig(readFileSync(path.join(__dirname, '..', 'runbooks.example.yaml'), 'utf8'), 'example.yaml', '/');

@@ -34,6 +34,12 @@ export function describeIssue(issue: z.core.$ZodIssue, root = '(root)'): string 
   if (issue.code === 'invalid_type' && issue.input === undefined) {
     return `${formatPath(issue.path, root)}: is required`;
   }
+  if (issue.code === 'invalid_union' && issue.errors.length) {
+    // One of several shapes (a restore check is a table check or an SQL check): the shape the value came
+    // closest to (fewest problems) names the field that is wrong, instead of "checks[0]: Invalid input".
+    const closest = [...issue.errors].sort((a, b) => a.length - b.length)[0]!;
+    if (closest.length) return closest.map((i) => describeIssue({ ...i, path: [...issue.path, ...i.path] }, root)).join('\n  - ');
+  }
   return `${formatPath(issue.path, root)}: ${issue.message}`;
 }
 
