@@ -4,7 +4,7 @@ import path from 'node:path';
 import fc from 'fast-check';
 import { parse, stringify } from 'yaml';
 import { Client, Connection, defaultGrpcRetryOptions, makeGrpcRetryInterceptor } from '@temporalio/client';
-import { alertmanagerPayloadSchema, createIncidentServer } from '../src/client/alertmanager';
+import { createIncidentServer } from '../src/client/alertmanager';
 import { main } from '../src/client/cli';
 import { ConfigError, parseConfig } from '../src/config/load';
 import { InputError, parseRunbookInput, runbooks } from '../src/config/runbooks';
@@ -218,6 +218,61 @@ test('runbook parameters: hostile values never reach a path or a command line', 
   );
 });
 
+test('runbook parameters with an unknown one are refused, by name (counted); generated valid parameters are accepted as given', () => {
+  const databases = config.targets.databases.map((t) => t.name);
+  const redis = config.targets.redis.map((t) => t.name);
+  const text = fc.string({ minLength: 3, maxLength: 100 });
+  const flag = fc.option(fc.constantFrom(true, false, 'true', 'false'), { nil: undefined });
+  type Case = { kind: 'bad'; name: string; params: Record<string, unknown> } | { kind: 'good'; name: string; params: Record<string, unknown>; expected: Record<string, unknown> };
+  const bool = (v: unknown, dflt: boolean): boolean => (v === undefined ? dflt : v === true || v === 'true');
+  const cases: fc.Arbitrary<Case> = fc.oneof(
+    fc.record({ kind: fc.constant('bad' as const), name: fc.constantFrom(...Object.keys(runbooks)), params: fc.dictionary(paramKeys, hostile, { maxKeys: 4 }).map((d) => ({ ...d, bogus: '1' })) }),
+    fc.record({ target: fc.constantFrom(...databases, ...redis), prune: flag, reason: fc.option(text, { nil: undefined }) }).map(({ target, prune, reason }): Case => ({
+      kind: 'good',
+      name: 'backup',
+      params: { target, ...(prune === undefined ? {} : { prune }), ...(reason === undefined ? {} : { reason }) },
+      expected: { target, kind: databases.includes(target) ? 'postgres' : 'redis', prune: bool(prune, true), ...(reason === undefined ? {} : { reason }) },
+    })),
+    fc.record({ target: fc.constantFrom(...databases), dryRun: flag, reason: text }).map(({ target, dryRun, reason }): Case => ({
+      kind: 'good',
+      name: 'restore',
+      params: { target, reason, ...(dryRun === undefined ? {} : { dryRun }) },
+      expected: { target, reason, backup: 'latest', dryRun: bool(dryRun, false) },
+    })),
+  );
+  const count = { bad: 0, refused: 0, good: 0, accepted: 0 };
+  fc.assert(
+    fc.property(cases, (c) => {
+      const def = runbooks[c.name as keyof typeof runbooks];
+      if (c.kind === 'bad') count.bad += 1;
+      else count.good += 1;
+      let input: unknown;
+      let issues: string[] | undefined;
+      try {
+        input = parseRunbookInput(def, c.params, config);
+      } catch (err) {
+        if (!(err instanceof InputError)) throw err;
+        issues = err.issues;
+      }
+      if (c.kind === 'good') {
+        expect(issues).toBeUndefined();
+        expect(input).toEqual(c.expected);
+        count.accepted += 1;
+        return;
+      }
+      expect(issues).toBeDefined();
+      count.refused += 1;
+      // Named: the unknown parameter, or (refused before, e.g. a target the config does not have) a parameter that was given.
+      const given = Object.keys(c.params).map((k) => (/^[A-Za-z_][\w-]*$/.test(k) ? k : JSON.stringify(k)));
+      expect(issues!.some((i) => /^(.*, )?bogus(, .*)?: unknown parameter/.test(i)) || issues!.some((i) => given.some((k) => i.startsWith(`${k}: `)))).toBe(true);
+    }),
+    { numRuns: RUNS },
+  );
+  expect(count.refused).toBe(count.bad);
+  expect(count.accepted).toBe(count.good);
+  expect(Math.min(count.bad, count.good)).toBeGreaterThan(RUNS / 5);
+});
+
 /** Stands where Temporal would be: counts connections and drops them, so "nothing started" is observable. */
 interface TemporalStandIn {
   address: string;
@@ -264,7 +319,9 @@ describe('the CLI', () => {
     }
   }
 
-  test('bad start arguments exit 2 with the field named, and never contact Temporal', async () => {
+  test('bad start arguments exit 2 with the field named, and never contact Temporal (every case counted)', async () => {
+    let refused = 0;
+    let cases = 0;
     await fc.assert(
       fc.asyncProperty(
         fc.constantFrom(...Object.keys(runbooks), 'restor', '../backup', ''),
@@ -274,15 +331,21 @@ describe('the CLI', () => {
           const args = pairs.flatMap(([k, v]) => ['-p', malformed ? `${k}${v}` : `${k}=${v}`]);
           // Always one certainly-bad parameter, so every case must be refused before any connection.
           args.push('-p', malformed ? 'no-equals-sign' : 'bogus=1');
+          cases += 1;
           const before = temporal.connections;
           const { code, stderr } = await run(['--config', file, 'start', name, ...args]);
           expect(code).toBe(2);
-          expect(stderr).toMatch(/error: |error: invalid input|runbook: unknown|--param|unknown parameter/);
+          refused += 1;
+          // Named: the unknown runbook, a parameter without "=", or the unknown parameter.
+          if (!(name in runbooks)) expect(stderr).toMatch(/runbook/);
+          else if (malformed || pairs.some(([k]) => k === '')) expect(stderr).toMatch(/--param: expected key=value/);
+          else expect(stderr).toMatch(/bogus|target: unknown|set: unknown|service: unknown/);
           expect(temporal.connections).toBe(before);
         },
       ),
       { numRuns: RUNS },
     );
+    expect(refused).toBe(cases);
   });
 
   test('a valid start does try Temporal (so the property above is not vacuous)', async () => {
@@ -319,71 +382,143 @@ describe('the Alertmanager receiver', () => {
     ],
   };
   const validPaths = paths(valid);
-  let temporal: TemporalStandIn;
-  let receiver: Server;
-  let base: string;
-  let client: Client;
 
-  beforeAll(async () => {
-    temporal = await temporalStandIn();
-    process.env.ALERTMANAGER_TOKEN = TOKEN;
+  /** A receiver in front of its own Temporal stand-in. */
+  interface Receiver {
+    temporal: TemporalStandIn;
+    post(body: string): Promise<Response>;
+    close(): Promise<void>;
+  }
+  async function startReceiver(): Promise<Receiver> {
+    const temporal = await temporalStandIn();
     // One attempt, no retry timers left behind to fire after the connection is closed.
-    client = new Client({ connection: Connection.lazy({ address: temporal.address, interceptors: [makeGrpcRetryInterceptor(defaultGrpcRetryOptions({ maxAttempts: 1 }))] }) });
-    receiver = createIncidentServer({ client, config });
-    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
-    base = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
+    const client = new Client({ connection: Connection.lazy({ address: temporal.address, interceptors: [makeGrpcRetryInterceptor(defaultGrpcRetryOptions({ maxAttempts: 1 }))] }) });
+    const server: Server = createIncidentServer({ client, config });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    return {
+      temporal,
+      post: (body) => fetch(`${base}/alertmanager`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body }),
+      close: async () => {
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+        await client.connection.close().catch(() => undefined);
+        await temporal.close();
+      },
+    };
+  }
+  // Refusals go to a receiver that never accepts a body before the last test, so its stand-in counts exactly the
+  // connections they cause (none): after an accepted body, gRPC reconnects in the background whenever it likes.
+  let refusing: Receiver;
+  let accepting: Receiver;
+  beforeAll(async () => {
+    process.env.ALERTMANAGER_TOKEN = TOKEN;
+    refusing = await startReceiver();
+    accepting = await startReceiver();
   });
   afterAll(async () => {
-    await new Promise<void>((resolve) => receiver.close(() => resolve()));
-    await client.connection.close().catch(() => undefined);
-    await temporal.close();
+    await refusing?.close();
+    await accepting?.close();
   });
-
-  const post = (body: string): Promise<Response> =>
-    fetch(`${base}/alertmanager`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body });
 
   /** "alerts[0].fingerprint: ...", "body: ..." — every problem of a refused body names its field. */
   const namesABodyField = new RegExp(String.raw`^(body|${key}(?:\[\d+\]|\.[A-Za-z_][\w-]*|\["(?:[^"\\]|\\.)*"\])*): `);
 
-  test('a mutated webhook body is either valid or refused 400 naming each bad field, and never reaches Temporal', async () => {
-    let refused = 0;
+  // The expectation comes from the Alertmanager webhook format (prometheus.io/docs/alerting/latest/configuration/#webhook_config),
+  // not from the receiver's schema: a status other than firing/resolved, alerts that are not a list, labels that are
+  // not a map of strings, a startsAt that is not a time, a missing status or alerts are mistakes; new label and
+  // annotation text is not.
+  const notOneOf = (allowed: string[]) => fc.string({ maxLength: 20 }).filter((t) => !allowed.includes(t));
+  const notAString = fc.oneof(fc.integer(), fc.boolean(), fc.constant(null), fc.array(fc.string({ maxLength: 3 }), { maxLength: 2 }), fc.dictionary(fc.string({ maxLength: 3 }), fc.string({ maxLength: 3 }), { maxKeys: 2 }));
+  const notATime = fc.oneof(fc.constantFrom('yesterday', '; rm -rf /', '', 'T09:00'), fc.stringMatching(/^[a-z ]{1,12}$/));
+  type BodyCase = { bad: boolean; at: Array<string | number>; value?: unknown; remove?: true };
+  const bodyCase: fc.Arbitrary<BodyCase> = fc.oneof(
+    notOneOf(['firing', 'resolved']).map((value): BodyCase => ({ bad: true, at: ['status'], value })),
+    notOneOf(['firing', 'resolved']).map((value): BodyCase => ({ bad: true, at: ['alerts', 0, 'status'], value })),
+    hostile.filter((v) => !Array.isArray(v)).map((value): BodyCase => ({ bad: true, at: ['alerts'], value })),
+    fc.oneof(fc.string({ maxLength: 10 }), fc.integer(), fc.boolean(), fc.constant(null), fc.array(fc.string(), { maxLength: 2 })).map((value): BodyCase => ({ bad: true, at: ['alerts', 0, 'labels'], value })),
+    notAString.map((value): BodyCase => ({ bad: true, at: ['alerts', 0, 'labels', 'instance'], value })),
+    notATime.map((value): BodyCase => ({ bad: true, at: ['alerts', 0, 'startsAt'], value })),
+    fc.constantFrom<Array<string | number>>(['status'], ['alerts'], ['alerts', 0, 'labels']).map((at): BodyCase => ({ bad: true, at, remove: true })),
+    fc.string({ maxLength: 40 }).map((value): BodyCase => ({ bad: false, at: ['alerts', 0, 'labels', 'instance'], value })),
+    fc.string({ maxLength: 40 }).map((value): BodyCase => ({ bad: false, at: ['alerts', 0, 'annotations', 'summary'], value })),
+    fc.tuple(fc.stringMatching(/^[a-z_][a-z0-9_]{0,10}$/).filter((k) => !['alertname', 'severity'].includes(k)), fc.string({ maxLength: 20 })).map(([k, value]): BodyCase => ({ bad: false, at: ['alerts', 0, 'labels', k], value })),
+    fc.stringMatching(/^[0-9a-f]{16}$/).map((value): BodyCase => ({ bad: false, at: ['alerts', 0, 'fingerprint'], value })),
+  );
+  const fieldOf = (p: Array<string | number>): string => p.map((seg, i) => (typeof seg === 'number' ? `[${seg}]` : i === 0 ? seg : `.${seg}`)).join('');
+
+  test('a webhook body with a known mistake is refused 400 naming that field and never reaches Temporal; a valid change is accepted (counted)', async () => {
+    const count = { bad: 0, refused: 0, good: 0, accepted: 0 };
     await fc.assert(
-      fc.asyncProperty(fc.nat(validPaths.length - 1), hostile, fc.boolean(), fc.nat(3), async (pick, value, remove, extra) => {
-        let body = setAt(valid, validPaths[pick]!, value, remove);
-        if (extra === 1) body = setAt(body, validPaths[(pick * 5 + 1) % validPaths.length]!, value, false);
-        if (alertmanagerPayloadSchema.safeParse(body).success) return; // a valid body would start an incident: not this property
-        refused += 1;
-        const before = temporal.connections;
-        const res = await post(JSON.stringify(body));
-        const reply = (await res.json()) as { ok: boolean; error: string };
+      fc.asyncProperty(bodyCase, async (c) => {
+        const body = setAt(valid, c.at, c.value, c.remove ?? false);
+        if (c.bad) count.bad += 1;
+        else count.good += 1;
+        const r = c.bad ? refusing : accepting;
+        const before = r.temporal.connections;
+        const res = await r.post(JSON.stringify(body));
+        const reply = (await res.json()) as { ok: boolean; error?: string };
+        if (!c.bad) {
+          // Accepted: the receiver went on to start the incident, and Temporal (the stand-in) hung up.
+          expect(res.status).toBe(500);
+          count.accepted += 1;
+          return;
+        }
         expect(res.status).toBe(400);
         expect(reply.ok).toBe(false);
-        for (const problem of reply.error.split('; ')) expect(problem).toMatch(namesABodyField);
-        expect(temporal.connections).toBe(before);
+        count.refused += 1;
+        const problems = reply.error!.split('; ');
+        for (const problem of problems) expect(problem).toMatch(namesABodyField);
+        expect(problems.some((pr) => pr.startsWith(`${fieldOf(c.at)}`))).toBe(true);
+        expect(r.temporal.connections).toBe(before);
       }),
       { numRuns: RUNS },
     );
-    expect(refused).toBeGreaterThan(RUNS / 2);
+    expect(count.refused).toBe(count.bad);
+    expect(count.accepted).toBe(count.good);
+    expect(Math.min(count.bad, count.good)).toBeGreaterThan(RUNS / 5);
+    expect(accepting.temporal.connections).toBeGreaterThan(0);
   });
 
-  test('arbitrary bytes as a webhook body are refused 400, never a crash, and never reach Temporal', async () => {
+  test('a hostile value anywhere in the webhook body: 400 naming each bad field or accepted, never a crash', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.oneof(fc.string({ maxLength: 300 }), fc.string({ unit: 'binary', maxLength: 300 }), fc.json({ maxDepth: 3 })), async (text) => {
-        if (alertmanagerPayloadSchema.safeParse((() => { try { return JSON.parse(text) as unknown; } catch { return undefined; } })()).success) return;
-        const before = temporal.connections;
-        const res = await post(text);
-        expect(res.status).toBe(400);
-        for (const problem of ((await res.json()) as { error: string }).error.split('; ')) expect(problem).toMatch(namesABodyField);
-        expect(temporal.connections).toBe(before);
+      fc.asyncProperty(fc.nat(validPaths.length - 1), hostile, fc.boolean(), async (pick, value, remove) => {
+        const res = await accepting.post(JSON.stringify(setAt(valid, validPaths[pick]!, value, remove)));
+        expect([400, 500]).toContain(res.status);
+        if (res.status === 400) for (const problem of ((await res.json()) as { error: string }).error.split('; ')) expect(problem).toMatch(namesABodyField);
       }),
       { numRuns: RUNS },
     );
+  });
+
+  test('arbitrary bytes as a webhook body: without an alerts list, refused 400 and never reaching Temporal (counted); never a crash', async () => {
+    const count = { bad: 0, refused: 0 };
+    await fc.assert(
+      fc.asyncProperty(fc.oneof(fc.string({ maxLength: 300 }), fc.string({ unit: 'binary', maxLength: 300 }), fc.json({ maxDepth: 3 })), async (text) => {
+        let doc: unknown;
+        try {
+          doc = JSON.parse(text);
+        } catch {
+          doc = undefined;
+        }
+        if (doc && typeof doc === 'object' && Array.isArray((doc as { alerts?: unknown }).alerts)) return; // could be a real notification
+        count.bad += 1;
+        const before = refusing.temporal.connections;
+        const res = await refusing.post(text);
+        expect(res.status).toBe(400);
+        count.refused += 1;
+        for (const problem of ((await res.json()) as { error: string }).error.split('; ')) expect(problem).toMatch(namesABodyField);
+        expect(refusing.temporal.connections).toBe(before);
+      }),
+      { numRuns: RUNS },
+    );
+    expect(count.refused).toBe(count.bad);
+    expect(count.bad).toBeGreaterThan(RUNS * 0.9);
   });
 
   test('the valid body does go to Temporal (so the properties above are not vacuous)', async () => {
-    const before = temporal.connections;
-    const res = await post(JSON.stringify(valid));
-    expect(temporal.connections).toBeGreaterThan(before);
+    const before = refusing.temporal.connections;
+    const res = await refusing.post(JSON.stringify(valid));
+    expect(refusing.temporal.connections).toBeGreaterThan(before);
     expect(res.status).toBe(500); // Temporal (the stand-in) hung up
   });
 });
