@@ -145,7 +145,7 @@ describe('the ladder against the real Docker engine, nginx and the deploy runboo
   const taskQueue = uniqueName('remediate');
   const hot = uniqueName('hot').replace(/_/g, '-');
   const calm = uniqueName('calm').replace(/_/g, '-');
-  const THRESHOLD = 10;
+  const THRESHOLD = 6;
   const nginx: Record<string, RunningNginx> = {};
   const ports: Record<string, { from: number; to: number }> = {};
   let config: Config;
@@ -168,7 +168,7 @@ describe('the ladder against the real Docker engine, nginx and the deploy runboo
         `FROM ${BASE_IMAGE}`,
         'COPY www /www',
         `ENV PORT=8080 BURN_PORT=${burnPort ?? 0}`,
-        'HEALTHCHECK --interval=1s --timeout=1s --retries=2 CMD wget -q -O /dev/null http://127.0.0.1:$PORT/health || exit 1',
+        'HEALTHCHECK --interval=2s --timeout=1s --retries=2 CMD wget -q -O /dev/null http://127.0.0.1:$PORT/health || exit 1',
         `CMD ["sh", "-c", "echo $PORT > /www/port; if [ \\"$PORT\\" = \\"$BURN_PORT\\" ]; then (while :; do :; done) & fi; exec httpd -f -p 127.0.0.1:$PORT -h /www"]`,
         '',
       ].join('\n'),
