@@ -15,7 +15,9 @@ const line: fc.Arbitrary<Line> = fc.oneof(
   fc.constant({ kind: 'blank' as const }),
   fc.record({ kind: fc.constant('pair' as const), key, value: value.filter((v) => !(v.includes("'") && /["\\$`]/.test(v))), exported: fc.boolean() }),
 );
-const render = (l: Line): string => (l.kind === 'comment' ? l.text : l.kind === 'blank' ? '' : `${l.exported ? 'export ' : ''}${l.key}=${quoteEnvValue(l.value)}`);
+/** The file as a person writes it, quoted by dotenv's rules (not the product's quoteEnvValue): bare, '…' literal, or "…" (no \\ or $ in it). */
+const quoted = (v: string): string => (/^[A-Za-z0-9_.:/@+=-]*$/.test(v) ? v : v.includes("'") ? `"${v}"` : `'${v}'`);
+const render = (l: Line): string => (l.kind === 'comment' ? l.text : l.kind === 'blank' ? '' : `${l.exported ? 'export ' : ''}${l.key}=${quoted(l.value)}`);
 
 test('only the named keys change; comments, blank lines, other keys and their order stay byte for byte (property)', () => {
   fc.assert(
@@ -32,6 +34,7 @@ test('only the named keys change; comments, blank lines, other keys and their or
       const before = parse(text);
       for (const k of Object.keys(before)) if (!(k in values)) expect(parsed[k]).toBe(before[k]);
     }),
+    { numRuns: Number(process.env.FUZZ_RUNS ?? 1_000) },
   );
 });
 

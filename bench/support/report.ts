@@ -3,8 +3,9 @@ import os from 'node:os';
 import path from 'node:path';
 
 /**
- * One row of `npm run bench`: ours against a baseline measured in the same run, on the same machine and data.
- * Rows are appended (JSON lines) while the benches run; the bench run's teardown turns them into
+ * One row of `npm run bench`: ours against a baseline, which is either measured in the same run, on the same
+ * machine and data (`baselineKind` "measured", the default), or a fixed goal (`baselineKind` "target": a
+ * number nobody measured, e.g. Slack's 3 s or a p99 < 1 s goal). Rows are appended (JSON lines) while the benches run; the bench run's teardown turns them into
  * bench/results/latest.json and latest.md.
  */
 export interface BenchRow {
@@ -13,9 +14,12 @@ export interface BenchRow {
   metric: string;
   unit: string;
   ours: number;
-  baseline: number;
-  /** What the baseline is, e.g. "pg_dump | gzip (seed D0)". */
-  baselineName: string;
+  /** Absent when there is nothing to compare with (e.g. bytes per open incident). */
+  baseline?: number;
+  /** What the baseline is, e.g. "pg_dump | gzip (seed D0)" or "target p99 < 1 s". */
+  baselineName?: string;
+  /** "measured": the baseline ran in this run; "target": it is a fixed number. Default "measured". */
+  baselineKind?: 'measured' | 'target';
   /** The goal for ours/baseline (or for ours alone when `targetOn` is "ours"), e.g. "≤ 1.10". */
   target?: string;
   /** Sizes used: rows, MB, requests, incidents... */
@@ -31,7 +35,15 @@ export function machine(): string {
 }
 
 export function ratio(row: Pick<BenchRow, 'ours' | 'baseline'>): number | null {
-  return row.baseline === 0 ? null : row.ours / row.baseline;
+  return row.baseline === undefined || row.baseline === 0 ? null : row.ours / row.baseline;
+}
+
+/** The baseline as the table says it: a fixed target is never presented as a measurement. */
+export function baselineCell(row: Pick<BenchRow, 'baseline' | 'baselineName' | 'baselineKind' | 'unit'>): string {
+  if (row.baseline === undefined) return 'none';
+  return row.baselineKind === 'target'
+    ? `fixed target ${fmt(row.baseline)} ${row.unit} (${row.baselineName ? `${row.baselineName}; ` : ''}not measured)`
+    : `${fmt(row.baseline)} ${row.unit} (${row.baselineName ? `${row.baselineName}; ` : ''}measured in the same run)`;
 }
 
 /** Record a row and print it, so a run's log has the table even if the run dies before its end. */
@@ -40,8 +52,8 @@ export function report(row: BenchRow): void {
   appendFileSync(PENDING, `${JSON.stringify({ ...row, machine: machine(), at: new Date().toISOString() })}\n`);
   const r = ratio(row);
   console.log(
-    `[bench] ${row.bench} · ${row.metric}: ours ${fmt(row.ours)} ${row.unit} vs ${row.baselineName} ${fmt(row.baseline)} ${row.unit}` +
-      ` → ratio ${r === null ? 'n/a' : r.toFixed(3)}${row.target ? ` (target ${row.target})` : ''} · ${row.sizes}`,
+    `[bench] ${row.bench} · ${row.metric}: ours ${fmt(row.ours)} ${row.unit} vs ${baselineCell(row)}` +
+      ` → ratio ${r === null ? 'n/a' : r.toFixed(3)}${row.target ? ` (goal ${row.target})` : ''} · ${row.sizes}`,
   );
 }
 
@@ -64,21 +76,26 @@ export function writeResults(): void {
   const kept = existsSync(latest) ? (JSON.parse(readFileSync(latest, 'utf8')) as typeof rows).filter((r) => !measured.has(r.bench)) : [];
   rows.unshift(...kept);
   writeFileSync(latest, `${JSON.stringify(rows, null, 2)}\n`);
+  writeFileSync(path.join(RESULTS_DIR, 'latest.md'), renderTable(rows));
+}
+
+/** latest.md from the rows of latest.json. */
+export function renderTable(rows: Array<BenchRow & { machine: string }>): string {
   const lines = [
     `# Benchmark results`,
     ``,
-    `Measured on ${rows[0]?.machine}. Ratio = ours / baseline, both measured in the same run (each row's date in latest.json).`,
+    `Measured on ${rows[0]?.machine}. Ratio = ours / baseline. A baseline "measured in the same run" ran beside ours on the same machine and data (each row's date in latest.json); a "fixed target" is a goal, not a measurement.`,
     ``,
-    `| bench | metric | ours | baseline | ratio | target | sizes |`,
+    `| bench | metric | ours | baseline | ratio | goal | sizes |`,
     `|---|---|---|---|---|---|---|`,
     ...rows.map((r) => {
       const q = ratio(r);
-      const cells = [r.bench, r.metric, `${fmt(r.ours)} ${r.unit}`, `${fmt(r.baseline)} ${r.unit} (${r.baselineName})`, q === null ? 'n/a' : q.toFixed(3), r.target ?? '', `${r.sizes}${r.notes ? `; ${r.notes}` : ''}`];
+      const cells = [r.bench, r.metric, `${fmt(r.ours)} ${r.unit}`, baselineCell(r), q === null ? 'n/a' : q.toFixed(3), r.target ?? '', `${r.sizes}${r.notes ? `; ${r.notes}` : ''}`];
       return `| ${cells.map((c) => c.replace(/\|/g, '\\|')).join(' | ')} |`;
     }),
     ``,
   ];
-  writeFileSync(path.join(RESULTS_DIR, 'latest.md'), lines.join('\n'));
+  return lines.join('\n');
 }
 
 function fmt(n: number): string {

@@ -142,8 +142,8 @@ export function createActivities({ config }: Deps) {
     // Idempotent by incident id incident/<fingerprint>: signal-with-start joins a running incident (a retry's firing, keyed by the health-watch run, counts once); resolving twice is a no-op.
     raiseIncidents: heartbeating((input: RaiseIncidentsInput) => raiseIncidents(config, input)),
     // RB-03 remediation ladder.
-    // Idempotent: reads config only.
-    remediationPlan: (input: { service: string }) => Promise.resolve(remediationPlan(config, input)),
+    // Idempotent: read-only (the config, and `docker ps` for a deployed service's labelled containers).
+    remediationPlan: (input: { service: string }) => remediationPlan(config, input),
     // Idempotent: read-only (docker stats).
     containerCpu: heartbeating((input: { dockerHost: string; containers: string[] }) => containerCpu(input)),
     // Idempotent: a GET.

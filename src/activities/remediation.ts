@@ -2,6 +2,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { execa } from 'execa';
 import { DOCKER_ENV, childEnv } from './process';
 import { type Config, durationMs } from '../config/schema';
+import { LABEL } from './deploy';
 import { probeHttp } from './http-probe';
 
 /** RB-03 steps on a service's containers (docker CLI, DOCKER_HOST per host, argument arrays). */
@@ -18,15 +19,22 @@ export interface RemediationPlan {
   approvalTimeoutMs: number;
 }
 
-export function remediationPlan(config: Config, input: { service: string }): RemediationPlan {
+/**
+ * The service's containers: those its config lists, else (a service the deploy runbook manages) the running
+ * containers labelled with it, as they are now (deploys and scales change their names).
+ */
+export async function remediationPlan(config: Config, input: { service: string }): Promise<RemediationPlan> {
   const svc = config.targets.services.find((s) => s.name === input.service);
   if (!svc) throw ApplicationFailure.nonRetryable(`service: unknown service "${input.service}" (not in targets.services)`, 'BadInput');
   const host = config.targets.dockerHosts.find((h) => h.name === svc.host)!;
   const r = config.remediation.services[svc.name] ?? { restart: 'auto' as const, scaleOut: 'approval' as const, scaleTo: 3, cpuThreshold: 80 };
+  const containers = svc.containers.length || !svc.deploy
+    ? svc.containers
+    : (await docker(host.dockerHost, ['ps', '--filter', `label=${LABEL.service}=${svc.name}`, '--filter', 'status=running', '--format', '{{.Names}}'])).split('\n').filter(Boolean).sort();
   return {
     service: svc.name,
     dockerHost: host.dockerHost,
-    containers: svc.containers,
+    containers,
     healthUrl: svc.healthUrl,
     ...r,
     approvalTimeoutMs: durationMs(config.remediation.approvalTimeout),
@@ -39,8 +47,9 @@ async function docker(dockerHost: string, args: string[]): Promise<string> {
   return String(r.stdout);
 }
 
-/** The highest CPU % among the containers (`docker stats --no-stream`). Read-only. */
+/** The highest CPU % among the containers (`docker stats --no-stream`); none given, none read (never the whole engine's). Read-only. */
 export async function containerCpu(input: { dockerHost: string; containers: string[] }): Promise<{ cpuPercent: number; byContainer: Record<string, number> }> {
+  if (!input.containers.length) return { cpuPercent: 0, byContainer: {} };
   const out = await docker(input.dockerHost, ['stats', '--no-stream', '--format', '{{.Name}} {{.CPUPerc}}', '--', ...input.containers]);
   const byContainer: Record<string, number> = {};
   for (const line of out.trim().split('\n').filter(Boolean)) {

@@ -34,6 +34,13 @@ export function describeIssue(issue: z.core.$ZodIssue, root = '(root)'): string 
   if (issue.code === 'invalid_type' && issue.input === undefined) {
     return `${formatPath(issue.path, root)}: is required`;
   }
+  if (issue.code === 'invalid_union' && issue.errors.length) {
+    // One of several shapes (a restore check is a table check or an SQL check): when the value has the shape
+    // of one (its problems are inside it), that shape's problems name the field that is wrong, instead of
+    // "checks[0]: Invalid input". A value of none of the shapes keeps the union's own message.
+    const closest = [...issue.errors].sort((a, b) => a.length - b.length)[0]!;
+    if (closest.length && closest.every((i) => i.path.length > 0)) return closest.map((i) => describeIssue({ ...i, path: [...issue.path, ...i.path] }, root)).join('\n  - ');
+  }
   return `${formatPath(issue.path, root)}: ${issue.message}`;
 }
 

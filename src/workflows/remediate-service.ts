@@ -27,6 +27,8 @@ export interface RemediateOutcome {
   restarted: boolean;
   healthyAfterRestart?: boolean;
   cpuPercent?: number;
+  /** The CPU % of each container as read (docker stats), the highest of which is cpuPercent. */
+  cpuByContainer?: Record<string, number>;
   scaledTo?: number;
   /** Steps skipped and why (not approved, CPU below threshold). */
   skipped: string[];
@@ -92,6 +94,7 @@ export async function remediateService(input: RemediateInput): Promise<Remediate
 
   const cpu = await progress.step('cpu', () => quick.containerCpu({ dockerHost: plan.dockerHost, containers: plan.containers }), (c) => `${c.cpuPercent} %`);
   out.cpuPercent = cpu.cpuPercent;
+  out.cpuByContainer = cpu.byContainer;
   if (cpu.cpuPercent <= plan.cpuThreshold) {
     out.skipped.push(`scale out: CPU ${cpu.cpuPercent} % is not above ${plan.cpuThreshold} %`);
   } else if (await gate('scale out', plan.scaleOut)) {
