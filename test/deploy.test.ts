@@ -7,6 +7,7 @@ import { type DeployResult, type DeployStatus } from '../src/workflows/deploy';
 import { createRunbookWorker } from '../src/workers/worker';
 import { createDockerHostWorker } from '../src/workers/docker-host';
 import { type Config } from '../src/config/schema';
+import { recordHistory } from './support/histories';
 import { runCli, writeConfigFile } from './support/processes';
 import { servers, tempDir, testConfig, uniqueName } from './support/servers';
 import { parseMail, startSmtp } from './support/smtp';
@@ -106,6 +107,7 @@ test('rolling deploy under constant load: 0 failed requests, then every response
   expect(seen.requests).toBeGreaterThan(1000);
   expect(seen).toMatchObject({ failed: 0 });
   await onlyVersion('v2');
+  await recordHistory(`deploy/${service}`, 'deploy-rolling');
 });
 
 test('blue-green deploy under constant load: 0 failed requests, then every response is the new version', async () => {
@@ -117,6 +119,7 @@ test('blue-green deploy under constant load: 0 failed requests, then every respo
   expect(seen.requests).toBeGreaterThan(1000);
   expect(seen).toMatchObject({ failed: 0 });
   await onlyVersion('v3');
+  await recordHistory(`deploy/${service}`, 'deploy-blue-green');
 });
 
 test('an image that fails its health check is rolled back: old version serves 100 %, load saw 0 failures, operators told why', async () => {
@@ -136,6 +139,7 @@ test('an image that fails its health check is rolled back: old version serves 10
   const mail = smtp.received.map((m) => parseMail(m.raw)).find((m) => m.headers.get('subject')?.includes(`deploy of ${service} FAILED`));
   expect(mail?.headers.get('subject')).toContain(`rolled back to ${repo}:v3`);
   expect(mail?.body).toContain('docker HEALTHCHECK reports unhealthy');
+  await recordHistory(`deploy/${service}`, 'deploy-health-gate-rolled-back');
 });
 
 test('canary: a second deploy of the service meanwhile is refused by the CLI; status shows the step; the canary is promoted', async () => {
@@ -166,6 +170,7 @@ test('canary: a second deploy of the service meanwhile is refused by the CLI; st
   // for a next deploy, so it stays too. v1 was pruned.
   const tags = (await execa('docker', ['images', '--format', '{{.Tag}}', '--', repo], { env: { DOCKER_HOST: dockerHost } })).stdout.split('\n').sort();
   expect(tags).toEqual(['bad', 'v2', 'v3', 'v4']);
+  await recordHistory(`deploy/${service}`, 'deploy-canary');
 });
 
 test('manual rollback during a canary puts the old version back', async () => {
@@ -187,11 +192,13 @@ test('manual rollback during a canary puts the old version back', async () => {
   expect(String(err?.cause?.message)).toContain('rollback requested by alice: latency looks odd');
   expect(String(err?.cause?.message)).toContain(`rolled back to ${repo}:v4`);
   await onlyVersion('v4');
+  await recordHistory(`deploy/${service}`, 'deploy-manual-rollback');
 });
 
 test('scale up and down behind the same upstream under load: 0 failed requests', async () => {
   const load = startLoad(nginx.url);
   const up = await dev.client.workflow.execute('scale', { taskQueue, workflowId: `deploy/${service}`, args: [{ service, instances: 3, requestedBy: 'test' }] });
+  await recordHistory(`deploy/${service}`, 'scale-up');
   const down = await dev.client.workflow.execute('scale', { taskQueue, workflowId: `deploy/${service}`, args: [{ service, instances: 1, requestedBy: 'test' }] });
   const seen = await load.stop();
   expect(up).toMatchObject({ outcome: 'scaled', from: 2, to: 3, version: `${repo}:v4` });
@@ -200,6 +207,7 @@ test('scale up and down behind the same upstream under load: 0 failed requests',
   expect(seen).toMatchObject({ failed: 0 });
   expect(Object.values(await serviceContainers(dockerHost, service))).toEqual([`${repo}:v4 running`]);
   expect(await versionsSeen(nginx.url, 20)).toEqual({ v4: 20 });
+  await recordHistory(`deploy/${service}`, 'scale-down');
 });
 
 test('bad parameters are refused naming the field, and nothing starts', async () => {

@@ -10,6 +10,7 @@ import { type healthWatch } from '../src/workflows/health-watch';
 import { type incident } from '../src/workflows/incident';
 import { timelineQuery } from '../src/workflows/incident-definitions';
 import { type remediateService } from '../src/workflows/remediate-service';
+import { recordHistory } from './support/histories';
 import { type ServiceContainer, serviceContainer } from './support/restore-fixture';
 import { servers, tempDir, testConfig, uniqueName } from './support/servers';
 import { useDevServer, workflowBundle } from './support/temporal';
@@ -76,12 +77,17 @@ describe('health watch', () => {
     await api?.remove();
   });
 
-  const watch = () =>
-    dev.client.workflow.execute<typeof healthWatch>('healthWatch', { taskQueue: config.temporal.taskQueue, workflowId: uniqueName('health-watch'), args: [{}] });
+  /** One tick of the watch; with `record`, its history is kept under that name (RECORD_HISTORIES=1). */
+  const watch = async (record?: string) => {
+    const workflowId = uniqueName('health-watch');
+    const result = await dev.client.workflow.execute<typeof healthWatch>('healthWatch', { taskQueue: config.temporal.taskQueue, workflowId, args: [{}] });
+    if (record) await recordHistory(workflowId, record);
+    return result;
+  };
   const redisCheck = `health-redis-${redisName}`;
 
   test('Redis stops: its incident opens; Redis back: the incident resolves; healthy checks open nothing', async () => {
-    const ok = await watch();
+    const ok = await watch('health-watch-all-healthy');
     expect(ok.checks.map((c) => [c.check, c.ok]).sort()).toEqual([
       ['health-http-api', true],
       ['health-http-web', true],
@@ -92,7 +98,7 @@ describe('health watch', () => {
     expect(ok.opened).toEqual([]);
 
     await redis.stop();
-    const down = await watch();
+    const down = await watch('health-watch-incident-opened');
     const failing = down.checks.find((c) => c.check === redisCheck)!;
     expect(failing).toMatchObject({ ok: false, severity: 'high' });
     expect(failing.detail).toMatch(/ECONNREFUSED|connect/);
@@ -109,7 +115,7 @@ describe('health watch', () => {
     expect(runs).toHaveLength(1);
 
     redis = await startRedis({ dir: redisDir, port: redisPort, password: 'hw-redis-password' });
-    const up = await watch();
+    const up = await watch('health-watch-incident-resolved');
     expect(up.resolved).toEqual([redisCheck]);
     const outcome = await h.result();
     expect(outcome.resolved).toMatchObject({ by: 'health-watch', auto: true });
@@ -118,7 +124,7 @@ describe('health watch', () => {
   test('the api container stops: its incident opens and its remediation ladder restarts it; the next run resolves the incident', async () => {
     await execa('docker', ['stop', '-t', '2', api.name], { env: { DOCKER_HOST: servers().docker.host } });
     expect(await api.running()).toBe(false);
-    const down = await watch();
+    const down = await watch('health-watch-remediation-started');
     expect(down.checks.find((c) => c.check === 'health-http-api')).toMatchObject({ ok: false, severity: 'critical', remediate: 'api' });
     expect(down.opened).toEqual(['incident/health-http-api']);
     expect(down.remediations).toEqual(['remediate/api']);
@@ -126,6 +132,7 @@ describe('health watch', () => {
     expect(ladder).toMatchObject({ service: 'api', restarted: true, healthyAfterRestart: true });
     expect(ladder.skipped).toEqual([expect.stringMatching(/^scale out: CPU [\d.]+ % is not above 80 %$/)]);
     expect(await api.running()).toBe(true);
+    await recordHistory('remediate/api', 'remediate-service-restart');
     const up = await watch();
     expect(up.resolved).toEqual(['health-http-api']);
     expect((await dev.client.workflow.getHandle<typeof incident>('incident/health-http-api').result()).resolved).toMatchObject({ by: 'health-watch', auto: true });

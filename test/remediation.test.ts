@@ -17,6 +17,7 @@ import { createRunbookWorker } from '../src/workers/worker';
 import { approveUpdate } from '../src/workflows/definitions';
 import { type remediateService } from '../src/workflows/remediate-service';
 import { type RunningNginx, deployTargets, freePortRange, serviceContainers, startNginx, versionsSeen } from './support/deploy-fixture';
+import { recordHandleHistory, recordHistory } from './support/histories';
 import { serviceContainer } from './support/restore-fixture';
 import { servers, tempDir, testConfig, uniqueName } from './support/servers';
 import { useDevServer, workflowBundle } from './support/temporal';
@@ -36,7 +37,8 @@ describe('remediation ladder (time-skipping, mocked steps)', () => {
   }, 60_000);
   afterEach(async () => env?.teardown());
 
-  async function run(plan: Partial<RemediationPlan>, cpu: number, during?: (h: WorkflowHandle<typeof remediateService>) => Promise<void>) {
+  /** With `record`, the run's history is kept under that name (RECORD_HISTORIES=1). */
+  async function run(plan: Partial<RemediationPlan>, cpu: number, during?: (h: WorkflowHandle<typeof remediateService>) => Promise<void>, record?: string) {
     const taskQueue = uniqueName('rem');
     const calls: string[] = [];
     const full: RemediationPlan = { service: 'api', dockerHost: 'unix:///x.sock', containers: ['api-1'], healthUrl: 'http://api/health', restart: 'auto', scaleOut: 'auto', scaleTo: 3, cpuThreshold: 80, approvalTimeoutMs: 30 * 60_000, ...plan };
@@ -69,6 +71,7 @@ describe('remediation ladder (time-skipping, mocked steps)', () => {
       const h = await start();
       if (during) await during(h);
       const outcome = await h.result();
+      if (record) await recordHandleHistory(h, record);
       return { outcome, calls, history: await h.fetchHistory(), serving: fleet.upstream.map((u) => u.port).sort() };
     });
   }
@@ -99,7 +102,7 @@ describe('remediation ladder (time-skipping, mocked steps)', () => {
       expect(self).toBeInstanceOf(WorkflowUpdateFailedError);
       expect((self as WorkflowUpdateFailedError).cause?.message).toMatch(/^by: Alice requested this remediation/);
       await h.executeUpdate(approveUpdate, { args: [{ by: 'bob' }] });
-    });
+    }, 'remediate-service-scale-out-approved');
     expect(scaleChildren(history)).toEqual(['scale']);
     expect(serving).toEqual([8001, 8002, 8003]);
     expect(outcome.approvals.map((a) => `${a.decision} ${a.by}`)).toEqual(['approved bob']);
@@ -290,5 +293,6 @@ describe('the ladder against the real Docker engine, nginx and the deploy runboo
     expect(Object.values(await serviceContainers(dockerHost, hot))).toEqual([`localhost/${hot}:v1 running`, `localhost/${hot}:v1 running`, `localhost/${hot}:v1 running`]);
     const seen = await versionsSeen(`http://127.0.0.1:${nginx[hot]!.port}/port`, 60);
     expect(Object.keys(seen).map(Number).sort()).toEqual(Object.values(after).sort());
+    await recordHistory(`remediate/${hot}`, 'remediate-service-scale-out');
   }, 180_000);
 });

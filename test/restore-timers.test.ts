@@ -321,6 +321,7 @@ test('the pre-restore database is dropped by a durable timer when keepOldFor (24
     expect(took).toBeGreaterThanOrEqual(24 * HOUR);
     expect(took).toBeLessThan(24 * HOUR + 60_000);
     expect(steps(await drop.query<RunbookStatus>('status'))).toEqual(['keep period: completed', `drop ${result.oldDatabase}: completed`]);
+    await recordHandleHistory(drop, 'drop-database-later-dropped');
     // What the timer dropped was the old database, not production.
     expect(await fingerprint(f.db)).toEqual(f.atBackup);
   });
@@ -335,6 +336,7 @@ test('signal keep before keepOldFor is up: the pre-restore database survives 25 
     expect((await drop.describe()).status.name).toBe('RUNNING');
     await drop.signal(keepSignal, { by: 'dave', note: 'needed for the post-mortem' });
     expect(await drop.result()).toEqual({ dropped: false, keptBy: 'dave' });
+    await recordHandleHistory(drop, 'drop-database-later-kept');
 
     await unstickTimeSkipping();
     const t0 = await env.currentTimeMs();

@@ -5,6 +5,7 @@ import { seedShop } from './support/shop-data';
 import { parseMail, startSmtp } from './support/smtp';
 import { runCli, startWorkerProcess, writeConfigFile } from './support/processes';
 import { databasesLike } from './support/restore-fixture';
+import { recordHistory } from './support/histories';
 
 function replies(stdout: string): Array<Record<string, any>> {
   return stdout.split(/\n(?=\{)/).map((s) => JSON.parse(s) as Record<string, any>);
@@ -48,6 +49,7 @@ test('the weekly drill restores the newest backup into a scratch database, check
     ]);
     expect(await databasesLike(s.db)).toEqual([s.db]); // scratch dropped
     expect(s.smtp.received).toHaveLength(0);
+    await recordHistory(replies(run.stdout)[1]!.workflowId as string, 'verify-backup-passed');
 
     // The last drill, as an operator asks for it.
     let last = { stdout: '', exitCode: 1 };
@@ -66,7 +68,7 @@ test('the weekly drill restores the newest backup into a scratch database, check
 test('a drill whose checks fail drops its scratch database and emails the operators once', async () => {
   const s = await drillSetup([{ name: 'impossible', sql: 'SELECT count(*) FROM orders', expect: 1 }]);
   try {
-    const run = await runCli(['--config', s.file, 'start', 'verify-backup', '-p', `target=${s.target}`, '--wait']);
+    const run = await runCli(['--config', s.file, '--json', 'start', 'verify-backup', '-p', `target=${s.target}`, '--wait']);
     expect(run.exitCode).toBe(1);
     expect(run.stderr).toContain(`backup drill of ${s.target} failed`);
     expect(await databasesLike(s.db)).toEqual([s.db]);
@@ -75,6 +77,7 @@ test('a drill whose checks fail drops its scratch database and emails the operat
     expect(mail.headers.get('subject')).toBe(`[runbook] backup drill of ${s.target} FAILED`);
     expect(mail.body).toContain('impossible (got 2400, want 1)');
     expect(s.smtp.received[0]!.raw).not.toContain(servers().postgres.password);
+    await recordHistory(replies(run.stdout)[0]!.workflowId as string, 'verify-backup-checks-failed');
   } finally {
     await s.worker.stop();
     await s.smtp.close();

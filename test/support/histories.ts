@@ -5,6 +5,7 @@ import { temporalBinary } from '../../src/client/local-servers';
 import { temporal } from '@temporalio/proto';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { ENCRYPTED_ENCODING, KEY_ID_METADATA, open } from '../../src/config/codec';
+import { leakedIn } from './history-scan';
 import { servers } from './servers';
 import { testCodec } from './temporal';
 
@@ -35,22 +36,38 @@ export function decryptHistory(history: unknown): unknown {
 export const HISTORIES_DIR = path.join(__dirname, '..', 'histories');
 
 /**
+ * The secrets a test run knows: the shared servers' passwords and codec key, and every environment variable
+ * named like a secret (the tests hand their SMTP, Redis... passwords to the workers that way).
+ */
+function knownSecrets(): string[] {
+  const s = servers();
+  const env = Object.entries(process.env).filter(([k, v]) => /PASSWORD|SECRET|TOKEN|KEY/i.test(k) && v && v.length >= 8).map(([, v]) => v!);
+  return [...new Set([s.postgres.password, s.redis.password, s.codecKey, ...env])];
+}
+
+/** Writes the (decrypted) history, refusing one that carries a secret: recorded histories are committed. */
+function writeHistory(name: string, history: unknown): void {
+  const json = `${JSON.stringify(decryptHistory(history), null, 2)}\n`;
+  const leaked = leakedIn(json, knownSecrets());
+  if (leaked.length) throw new Error(`history ${name} carries ${leaked.length} secret value(s) of this run; not recorded`);
+  mkdirSync(HISTORIES_DIR, { recursive: true });
+  writeFileSync(path.join(HISTORIES_DIR, `${name}.json`), json);
+}
+
+/**
  * With RECORD_HISTORIES=1, keep the history of a real run under test/histories/ so test/replay.test.ts
  * replays it against every later change of the workflow code (a non-deterministic change then fails CI).
  */
 export async function recordHistory(workflowId: string, name: string): Promise<void> {
   if (!process.env.RECORD_HISTORIES) return;
-  mkdirSync(HISTORIES_DIR, { recursive: true });
   const r = await execa(temporalBinary('temporal'), [
     'workflow', 'show', '--workflow-id', workflowId, '--address', servers().temporal.address, '--output', 'json',
   ]);
-  writeFileSync(path.join(HISTORIES_DIR, `${name}.json`), `${JSON.stringify(decryptHistory(JSON.parse(String(r.stdout))), null, 2)}\n`);
+  writeHistory(name, JSON.parse(String(r.stdout)));
 }
 
 /** recordHistory for a run on another server (e.g. a time-skipping test server): its history through the client. */
 export async function recordHandleHistory(handle: { fetchHistory(): Promise<temporal.api.history.v1.IHistory> }, name: string): Promise<void> {
   if (!process.env.RECORD_HISTORIES) return;
-  mkdirSync(HISTORIES_DIR, { recursive: true });
-  const history = JSON.parse(historyToJSON(await handle.fetchHistory())) as unknown;
-  writeFileSync(path.join(HISTORIES_DIR, `${name}.json`), `${JSON.stringify(decryptHistory(history), null, 2)}\n`);
+  writeHistory(name, JSON.parse(historyToJSON(await handle.fetchHistory())) as unknown);
 }
