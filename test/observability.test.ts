@@ -230,7 +230,7 @@ test('a failed activity logs its failure type and message; no log line carries a
   );
   expect(failed).toMatchObject({ level: 40, error: { name: 'ApplicationFailure', type: 'DatabaseMissing', nonRetryable: true, message: expect.stringMatching(/^targets\.databases\[1\]\.database: database ".+" does not exist$/) } });
   // The workflow it failed ends failed too, and its log line says why.
-  const wf = logLines().find((l) => l.msg === 'Workflow failed' && l.workflowId === `backup/${missingTarget}/gone`);
+  const wf = await waitUntil('the failed run in the worker log', () => Promise.resolve(logLines().find((l) => l.msg === 'Workflow failed' && l.workflowId === `backup/${missingTarget}/gone`)));
   expect(wf).toMatchObject({ level: 40, failure: { message: expect.stringContaining('does not exist'), cause: { name: 'ApplicationFailure', type: 'DatabaseMissing', message: expect.stringContaining('does not exist') } } });
 
   // Activity lines still tell tasks apart, by a short hash of the token, never the token (it completes the task).
@@ -251,4 +251,18 @@ test('an incident that escalates to level 2 is counted in /metrics', async () =>
   expect(text).toContain('runbook_escalations_total{runbook="incident"} 1');
   const resolved = await runCli(['--config', file, 'resolve', 'incident/manual-disk-full-on-db1', '--by', 'alice']);
   expect(resolved.exitCode).toBe(0);
+});
+
+test('a failed workflow task logs why, as JSON lines, from the SDK and from Temporal Core', async () => {
+  // No such workflow: every workflow task of this run fails (and is retried) until someone fixes the worker.
+  const h = await client.workflow.start('noSuchRunbook', { taskQueue: cfg.temporal.taskQueue, workflowId: uniqueName('obs-wft'), args: [] });
+  try {
+    const mine = (l: Record<string, unknown>) => l.runId === h.firstExecutionRunId || l.run_id === h.firstExecutionRunId;
+    const sdk = await waitUntil('the SDK line for the failed activation', () => Promise.resolve(logLines().find((l) => mine(l) && l.msg === 'Failed to process Workflow Activation')));
+    expect(sdk).toMatchObject({ level: 50, error: { message: "Failed to initialize workflow of type 'noSuchRunbook': no such function is exported by the workflow bundle" } });
+    const core = await waitUntil('Core\'s line for the failed workflow task', () => Promise.resolve(logLines().find((l) => mine(l) && l.msg === 'Failing workflow task')));
+    expect(core).toMatchObject({ level: 40, failure: expect.stringContaining("no such function is exported by the workflow bundle") });
+  } finally {
+    await h.terminate('test done');
+  }
 });

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { DefaultLogger, Runtime } from '@temporalio/worker';
+import { DefaultLogger, Runtime, makeTelemetryFilterString } from '@temporalio/worker';
 import pino from 'pino';
 import { collectDefaultMetrics } from 'prom-client';
 import { freePort } from '../client/local-servers';
@@ -66,7 +66,11 @@ async function main(): Promise<void> {
       // Errors as their failure type and message, task tokens as a short hash, secret values scrubbed.
       log[level](logFields(entry.meta), redact(entry.message));
     }),
-    ...(sdkMetricsPort ? { telemetryOptions: { metrics: { prometheus: { bindAddress: `127.0.0.1:${sdkMetricsPort}` } } } } : {}),
+    telemetryOptions: {
+      // Temporal Core's own lines (e.g. "Failing workflow task") go through the same logger: JSON, not console text.
+      logging: { forward: {}, filter: makeTelemetryFilterString({ core: 'WARN', other: 'ERROR' }) },
+      ...(sdkMetricsPort ? { metrics: { prometheus: { bindAddress: `127.0.0.1:${sdkMetricsPort}` } } } : {}),
+    },
   });
   const metrics = createRunbookMetrics();
   collectDefaultMetrics({ register: metrics.registry, prefix: 'runbook_worker_' });
