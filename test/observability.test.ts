@@ -258,9 +258,9 @@ test('a failed workflow task logs why as a JSON line, and Temporal Core\'s line 
   const h = await client.workflow.start('noSuchRunbook', { taskQueue: cfg.temporal.taskQueue, workflowId: uniqueName('obs-wft'), args: [] });
   try {
     const mine = (l: Record<string, unknown>) => l.runId === h.firstExecutionRunId || l.run_id === h.firstExecutionRunId;
-    const sdk = await waitUntil('the SDK line for the failed activation', () => Promise.resolve(logLines().find((l) => mine(l) && l.msg === 'Failed to process Workflow Activation')));
+    const sdk = await waitUntil('the SDK line for the failed activation', () => Promise.resolve(logLines().find((l) => mine(l) && l.msg === 'Failed to process Workflow Activation')), 30_000);
     expect(sdk).toMatchObject({ level: 50, error: { message: "Failed to initialize workflow of type 'noSuchRunbook': no such function is exported by the workflow bundle" } });
-    const core = await waitUntil('Core\'s line for the failed workflow task', () => Promise.resolve(logLines().find((l) => mine(l) && l.msg === 'Failing workflow task')));
+    const core = await waitUntil('Core\'s line for the failed workflow task', () => Promise.resolve(logLines().find((l) => mine(l) && l.msg === 'Failing workflow task')), 30_000);
     // Core sees the failure as it goes to the server: encrypted (temporal.encryption), so the SDK line above is the readable one.
     expect(core).toMatchObject({ level: 40, sdkComponent: 'core', failure: expect.stringContaining('Encoded failure') });
   } finally {
