@@ -10,6 +10,8 @@ import { seedShop } from './support/shop-data';
 import { type WorkerProcess, runCli, startWorkerProcess, writeConfigFile } from './support/processes';
 import { abuse, until } from './support/slow-clients';
 import { devServerClient } from './support/temporal';
+import { startSmtp } from './support/smtp';
+import { waitUntil } from './support/wait';
 
 /**
  * What an operator inspecting runs sees: the real CLI starts runbooks on the real worker binary; the run
@@ -26,6 +28,8 @@ let target: string;
 let backupId: string;
 let restoreId: string;
 let cfg: Config;
+let missingTarget: string;
+let smtp: Awaited<ReturnType<typeof startSmtp>>;
 
 beforeAll(async () => {
   ({ client, connection } = await devServerClient());
@@ -33,8 +37,30 @@ beforeAll(async () => {
   await createDatabase(db);
   await seedShop(db, 200, 2);
   const port = await freePort();
-  const { yaml, config } = testConfig({ databases: [db], taskQueue: uniqueName('obs'), extra: { observability: { metricsAddress: `127.0.0.1:${port}` } } });
+  process.env.TEST_SMTP_PASSWORD = 'obs-smtp-pw';
+  smtp = await startSmtp('runbooks', 'obs-smtp-pw');
+  // A second target whose database was never created: its backup fails with DatabaseMissing.
+  const { yaml, config } = testConfig({
+    databases: [db, uniqueName('obs_gone')],
+    taskQueue: uniqueName('obs'),
+    email: { port: smtp.port, user: 'runbooks', passwordEnv: 'TEST_SMTP_PASSWORD', to: ['ops@example.test'] },
+    extra: {
+      observability: { metricsAddress: `127.0.0.1:${port}` },
+      escalation: {
+        people: { alice: { email: 'alice@example.test' }, bob: { email: 'bob@example.test' } },
+        policies: {
+          quick: {
+            levels: [
+              { targets: ['alice'], channels: ['email'], after: '2s' },
+              { targets: ['bob'], channels: ['email'], after: '1h' },
+            ],
+          },
+        },
+      },
+    },
+  });
   target = config.targets.databases[0]!.name;
+  missingTarget = config.targets.databases[1]!.name;
   cfg = config;
   metricsUrl = `http://127.0.0.1:${port}/metrics`;
   file = writeConfigFile(yaml);
@@ -51,6 +77,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await worker?.stop();
   await connection?.close();
+  await smtp?.close();
 });
 
 test('a run started from the CLI carries its story: search attributes, summary, details, memo without secrets', async () => {
@@ -173,3 +200,70 @@ test('the worker\'s /metrics and the `runbook codec-server` process cut off slow
     await stopPid(child.pid!, 'SIGTERM', 10_000);
   }
 }, 120_000);
+
+/** Every JSON log line of the worker so far. */
+function logLines(): Array<Record<string, unknown>> {
+  return worker
+    .output()
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+/** Every value under a key named like a task token, anywhere in a log line. */
+function taskTokenValues(v: unknown, out: string[] = []): string[] {
+  if (v && typeof v === 'object') {
+    for (const [k, x] of Object.entries(v)) {
+      if (/task_?token/i.test(k)) out.push(JSON.stringify(x));
+      taskTokenValues(x, out);
+    }
+  }
+  return out;
+}
+
+test('a failed activity logs its failure type and message; no log line carries a task token', async () => {
+  const r = await runCli(['--config', file, 'start', 'backup', '--id', `backup/${missingTarget}/gone`, '-p', `target=${missingTarget}`, '-p', 'reason=no such database', '--wait']);
+  expect(r.exitCode).not.toBe(0);
+  expect(r.stdout + r.stderr).toContain('does not exist');
+  const failed = await waitUntil('the failed dumpPostgres in the worker log', () =>
+    Promise.resolve(logLines().find((l) => l.msg === 'Activity failed' && l.activityType === 'dumpPostgres' && l.workflowId === `backup/${missingTarget}/gone`)),
+  );
+  expect(failed).toMatchObject({ level: 40, error: { name: 'ApplicationFailure', type: 'DatabaseMissing', nonRetryable: true, message: expect.stringMatching(/^targets\.databases\[1\]\.database: database ".+" does not exist$/) } });
+  // The workflow it failed ends failed too, and its log line says why.
+  const wf = await waitUntil('the failed run in the worker log', () => Promise.resolve(logLines().find((l) => l.msg === 'Workflow failed' && l.workflowId === `backup/${missingTarget}/gone`)));
+  expect(wf).toMatchObject({ level: 40, failure: { message: expect.stringContaining('does not exist'), cause: { name: 'ApplicationFailure', type: 'DatabaseMissing', message: expect.stringContaining('does not exist') } } });
+
+  // Activity lines still tell tasks apart, by a short hash of the token, never the token (it completes the task).
+  const tokens = logLines().flatMap((l) => taskTokenValues(l));
+  expect(tokens.length).toBeGreaterThan(0);
+  for (const t of tokens) expect(t).toMatch(/^"sha256:[0-9a-f]{12}"$/);
+  // A task token is a protobuf of the namespace, workflow, run and activity ids: as base64 well over 80 characters.
+  expect(worker.output()).not.toMatch(/[A-Za-z0-9+/]{80,}={0,2}/);
+  expect(worker.output()).not.toContain(servers().postgres.password);
+});
+
+test('an incident that escalates to level 2 is counted in /metrics', async () => {
+  const r = await runCli(['--config', file, 'start', 'incident', '-p', 'title=disk full on db1', '-p', 'policy=quick']);
+  expect(r.exitCode).toBe(0);
+  // Level 2 is bob: his page means the ladder moved on once.
+  await waitUntil('the level 2 page to bob', () => Promise.resolve(smtp.received.find((m) => m.rcptTo.includes('bob@example.test'))), 60_000);
+  const text = await (await fetch(metricsUrl)).text();
+  expect(text).toContain('runbook_escalations_total{runbook="incident"} 1');
+  const resolved = await runCli(['--config', file, 'resolve', 'incident/manual-disk-full-on-db1', '--by', 'alice']);
+  expect(resolved.exitCode).toBe(0);
+});
+
+test('a failed workflow task logs why as a JSON line, and Temporal Core\'s line about it is JSON too', async () => {
+  // No such workflow: every workflow task of this run fails (and is retried) until someone fixes the worker.
+  const h = await client.workflow.start('noSuchRunbook', { taskQueue: cfg.temporal.taskQueue, workflowId: uniqueName('obs-wft'), args: [] });
+  try {
+    const mine = (l: Record<string, unknown>) => l.runId === h.firstExecutionRunId || l.run_id === h.firstExecutionRunId;
+    const sdk = await waitUntil('the SDK line for the failed activation', () => Promise.resolve(logLines().find((l) => mine(l) && l.msg === 'Failed to process Workflow Activation')), 30_000);
+    expect(sdk).toMatchObject({ level: 50, error: { message: "Failed to initialize workflow of type 'noSuchRunbook': no such function is exported by the workflow bundle" } });
+    const core = await waitUntil('Core\'s line for the failed workflow task', () => Promise.resolve(logLines().find((l) => mine(l) && l.msg === 'Failing workflow task')), 30_000);
+    // Core sees the failure as it goes to the server: encrypted (temporal.encryption), so the SDK line above is the readable one.
+    expect(core).toMatchObject({ level: 40, sdkComponent: 'core', failure: expect.stringContaining('Encoded failure') });
+  } finally {
+    await h.terminate('test done');
+  }
+});

@@ -5,6 +5,7 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { parse, stringify } from 'yaml';
 import { parseConfig } from '../src/config/load';
 import { createRunbookWorker } from '../src/workers/worker';
+import { type RunbookMetrics, createRunbookMetrics, startMetricsServer } from '../src/workers/metrics';
 import { type RotationResult } from '../src/workflows/rotate-secrets';
 import { REPO, authLoop, containerStartedAt, exportedHistory, pgLogin, readEnv, redisLogin, rotationFixture, type RotationFixture } from './support/rotation-fixture';
 import { historyTexts, leakedIn } from './support/history-scan';
@@ -13,8 +14,9 @@ import { useDevServer, workflowBundle } from './support/temporal';
 
 const dev = useDevServer();
 
-async function withWorker<T>(f: RotationFixture, fn: () => Promise<T>): Promise<T> {
-  const worker: Worker = await createRunbookWorker({ config: f.config, connection: dev.workerConnection, workflowBundle: await workflowBundle() });
+/** With `metrics`, the worker bundles its workflows at start as `npm run worker` from source does: with the interceptors that feed them. */
+async function withWorker<T>(f: RotationFixture, fn: () => Promise<T>, metrics?: RunbookMetrics): Promise<T> {
+  const worker: Worker = await createRunbookWorker({ config: f.config, connection: dev.workerConnection, ...(metrics ? { metrics } : { workflowBundle: await workflowBundle() }) });
   return worker.runUntil(fn);
 }
 
@@ -103,7 +105,13 @@ test('a failure after the database password changed rolls back everything: old v
     const loop = authLoop(f);
     const handle = dev.client.workflow.getHandle(`rotate/${f.dbSet}`);
     const status = () => handle.query<{ timeline: Array<{ step: string; state: string }> }>('status');
-    const [err, { timeline }] = await withWorker(f, async () => [await rotate(f, f.dbSet).then(() => undefined, (e: unknown) => e), await status()] as const);
+    // The worker's /metrics (as main.ts serves it) counts the rollback.
+    const metrics = createRunbookMetrics();
+    const metricsServer = await startMetricsServer({ address: '127.0.0.1:0', registry: metrics.registry });
+    const [err, { timeline }] = await withWorker(f, async () => [await rotate(f, f.dbSet).then(() => undefined, (e: unknown) => e), await status()] as const, metrics);
+    const scraped = await (await fetch(metricsServer.url)).text();
+    await metricsServer.close();
+    expect(scraped).toContain('runbook_rollbacks_total{runbook="rotateSecrets"} 1');
     const { failures } = await loop.stop();
     expect(err).toBeInstanceOf(WorkflowFailedError);
     expect(String((err as WorkflowFailedError).cause?.message)).toMatch(/GitHub secret DB_PASSWORD of acme\/shop failed \(HTTP 422\).*rolled back: the old values are in place everywhere/);

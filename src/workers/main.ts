@@ -1,27 +1,17 @@
 #!/usr/bin/env node
-import { DefaultLogger, Runtime } from '@temporalio/worker';
+import { DefaultLogger, Runtime, makeTelemetryFilterString } from '@temporalio/worker';
 import pino from 'pino';
 import { collectDefaultMetrics } from 'prom-client';
 import { freePort } from '../client/local-servers';
 import { ConfigError, configPath, loadConfig } from '../config/load';
 import { encryptionCodec } from '../config/codec';
-import { checkSecrets, redact, redactValue } from '../config/secrets';
+import { checkSecrets, redact } from '../config/secrets';
+import { logFields } from './log';
 import { prebuiltBundle } from './bundle';
 import { createRunbookMetrics, startMetricsServer } from './metrics';
 import { hostTaskQueueName } from '../activities';
 import { createDockerHostWorker } from './docker-host';
 import { createRunbookWorker } from './worker';
-
-/** Log entry metadata with every resolved secret value scrubbed (and secret-looking keys by pino's redact). */
-function scrub(meta: Record<string, unknown> | undefined): Record<string, unknown> {
-  if (!meta) return {};
-  try {
-    // Each string before serialisation (redactValue), not the JSON text after it.
-    return JSON.parse(JSON.stringify(redactValue(meta))) as Record<string, unknown>;
-  } catch {
-    return { meta: '[unserializable]' };
-  }
-}
 
 /**
  * Worker process: `node dist/workers/main.js [--config runbooks.yaml] [--docker-host NAME] [--metrics-address HOST:PORT|off]`.
@@ -73,9 +63,14 @@ async function main(): Promise<void> {
   Runtime.install({
     logger: new DefaultLogger((process.env.LOG_LEVEL?.toUpperCase() ?? 'INFO') as 'INFO', (entry) => {
       const level = entry.level.toLowerCase() as 'trace' | 'debug' | 'info' | 'warn' | 'error';
-      log[level](scrub(entry.meta), redact(entry.message));
+      // Errors as their failure type and message, task tokens as a short hash, secret values scrubbed.
+      log[level](logFields(entry.meta), redact(entry.message));
     }),
-    ...(sdkMetricsPort ? { telemetryOptions: { metrics: { prometheus: { bindAddress: `127.0.0.1:${sdkMetricsPort}` } } } } : {}),
+    telemetryOptions: {
+      // Temporal Core's own lines (e.g. "Failing workflow task") go through the same logger: JSON, not console text.
+      logging: { forward: {}, filter: makeTelemetryFilterString({ core: 'WARN', other: 'ERROR' }) },
+      ...(sdkMetricsPort ? { metrics: { prometheus: { bindAddress: `127.0.0.1:${sdkMetricsPort}` } } } : {}),
+    },
   });
   const metrics = createRunbookMetrics();
   collectDefaultMetrics({ register: metrics.registry, prefix: 'runbook_worker_' });

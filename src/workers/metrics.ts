@@ -7,7 +7,7 @@ import type { RunbookMetricsSinks } from '../workflows/interceptors';
 
 /**
  * The worker's Prometheus metrics: runbook runs by runbook and outcome, step and activity durations,
- * escalations and deploy rollbacks (prom-client), next to the SDK's own runtime metrics (the Temporal
+ * escalations and rollbacks (prom-client), next to the SDK's own runtime metrics (the Temporal
  * Core exporter, scraped through by `/metrics` so one scrape target has everything).
  */
 
@@ -42,8 +42,14 @@ export function createRunbookMetrics(registry = new Registry()): RunbookMetrics 
     buckets: SECONDS,
     registers: [registry],
   });
-  const escalations = new Counter({ name: 'runbook_escalations_total', help: 'Escalations to the next on-call level', labelNames: ['runbook'], registers: [registry] });
-  const rollbacks = new Counter({ name: 'runbook_deploy_rollbacks_total', help: 'Deploys rolled back', labelNames: ['runbook'], registers: [registry] });
+  // Fed by countEvent() in the workflows (src/workflows/observe.ts): incident.ts, deploy.ts, restore-database.ts, rotate-secrets.ts.
+  const escalations = new Counter({ name: 'runbook_escalations_total', help: 'Incidents escalated to the next on-call level (or the next round of the ladder)', labelNames: ['runbook'], registers: [registry] });
+  const rollbacks = new Counter({
+    name: 'runbook_rollbacks_total',
+    help: 'Failed runs that put the previous state back: a deploy to the previous image, a restore swapped back, a rotation undone',
+    labelNames: ['runbook'],
+    registers: [registry],
+  });
   const events = new Counter({ name: 'runbook_events_total', help: 'Other countable runbook moments by name', labelNames: ['runbook', 'event'], registers: [registry] });
 
   // Sinks are not called during replay: a run replayed after a worker restart is not counted twice.

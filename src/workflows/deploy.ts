@@ -13,6 +13,7 @@ import type { DeployInput, ScaleInput } from '../config/runbooks';
 import { QUICK } from './activity-options';
 import { type RunbookStatus, statusQuery } from './definitions';
 import { Fleet } from './fleet';
+import { countEvent } from './observe';
 import { Progress, errorMessage } from './progress';
 
 const main = proxyActivities<RunbookActivities>(QUICK);
@@ -187,6 +188,7 @@ export async function deploy(input: DeployInput): Promise<DeployResult> {
     const rolledBack = await CancellationScope.nonCancellable(async () => {
       try {
         if (from) {
+          countEvent('rollback'); // runbook_rollbacks_total: the previous version is being put back
           await f.converge(from, count, drainMs);
           await f.removeUnrouted();
           return `rolled back to ${from}`;

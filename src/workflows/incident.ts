@@ -34,6 +34,7 @@ import {
   snoozeUpdate,
   timelineQuery,
 } from './incident-definitions';
+import { countEvent } from './observe';
 import { errorMessage } from './progress';
 
 // Reads the config only: answers in milliseconds, so a lost attempt is retried after 10 s, not minutes.
@@ -383,6 +384,8 @@ export async function incident(input: IncidentInput): Promise<IncidentOutcome> {
           record('escalation exhausted', undefined, `${policy.repeat + 1} round(s) of ${policy.levels.length} level(s), nobody acknowledged`);
         }
       }
+      // runbook_escalations_total: the ladder moved on (a sink call, not a command: no patch needed).
+      if (!s.exhausted) countEvent('escalation');
     }
     if (!s.resolved && (s.timeline.length >= policy.maxTimeline || workflowInfo().continueAsNewSuggested)) {
       await condition(allHandlersFinished);

@@ -13,7 +13,7 @@ import { RUNBOOK_NAME, RUNBOOK_STATUS } from '../config/search-attributes';
 export interface RunbookObserver {
   stepFinished(runbook: string, step: string, outcome: 'completed' | 'failed', durationMs: number): void;
   runFinished(runbook: string, outcome: string, durationMs: number): void;
-  /** Countable moments: `escalation`, `rollback` (deploys), ... */
+  /** Countable moments: `escalation` (incident), `rollback` (deploy, restore, rotation), ... */
   event(runbook: string, event: string): void;
 }
 

@@ -14,6 +14,7 @@ import type { BackupManifest, RestorePlan, RunbookActivities } from '../activiti
 import type { RestoreInput } from '../config/runbooks';
 import { type ApprovalDecision, type ApprovalRecord, approveUpdate, keepSignal, rejectUpdate } from './definitions';
 import { LONG, QUICK } from './activity-options';
+import { countEvent } from './observe';
 import { Progress, errorMessage } from './progress';
 import { AskOnFailure } from './ask-on-failure';
 import { ChatThread } from './chat';
@@ -264,6 +265,8 @@ async function restore(input: RestoreInput, progress: Progress, chat: ChatThread
       }
     });
     progress.release();
+    // runbook_rollbacks_total: production was swapped and went back (a failure before the swap touched nothing).
+    if (swapped && swapBackState !== 'nothing to undo') countEvent('rollback');
     progress.finish('failed');
     if (isCancellation(err)) throw err;
     const undone = !swapped

@@ -2,6 +2,7 @@ import { ActivityFailure, ApplicationFailure, CancellationScope, isCancellation,
 import type { RotationPlan, RotationRef, RunbookActivities } from '../activities';
 import type { RotateSecretsInput } from '../config/runbooks';
 import { QUICK } from './activity-options';
+import { countEvent } from './observe';
 import { Progress, errorMessage } from './progress';
 
 const quick = proxyActivities<RunbookActivities>(QUICK);
@@ -69,6 +70,7 @@ export async function rotateSecrets(input: RotateSecretsInput): Promise<Rotation
     await progress.step('verify old credential refused', () => quick.verifyOldRetired(ref));
   } catch (err) {
     const reason = errorMessage(err);
+    if (Object.values(done).some(Boolean)) countEvent('rollback'); // runbook_rollbacks_total: something changed and is undone
     const rollback = await CancellationScope.nonCancellable(() => rollBack(progress, ref, plan, done));
     const { problems } = rollback;
     if (!rollback.keptNew) {
