@@ -1,4 +1,8 @@
 import { z } from 'zod';
+import { DURATION_HINT, durationMs, parseDuration } from './duration';
+
+/** The one duration parser (./duration), for the many modules that read durations with the config's types. */
+export { durationMs };
 
 /**
  * The whole runbooks.yaml, validated. Secrets are never inline: a secret field holds a reference
@@ -21,9 +25,7 @@ export const secretRefSchema = z.union(
 export type SecretRef = z.infer<typeof secretRefSchema>;
 
 const port = z.number().int().min(1).max(65535);
-const duration = z
-  .string()
-  .regex(/^\d+(ms|s|m|h|d)$/, 'must be a duration like "30s", "15m", "2h" or "7d"');
+const duration = z.string().refine((t) => parseDuration(t) !== undefined, DURATION_HINT);
 
 const tlsSchema = z
   .object({
@@ -802,14 +804,6 @@ function checkEscalation(
   for (const [sev, policy] of Object.entries(e.severities)) {
     if (!(policy in e.policies)) ctx.addIssue({ code: 'custom', path: ['escalation', 'severities', sev], message: `unknown policy "${policy}"` });
   }
-}
-
-/** "15m" → 900000. The schema has already checked the shape. */
-export function durationMs(text: string): number {
-  const m = /^(\d+)(ms|s|m|h|d)$/.exec(text);
-  if (!m) throw new Error(`not a duration: ${text}`);
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 'ms' | 's' | 'm' | 'h' | 'd'];
-  return Number(m[1]) * unit;
 }
 
 function isValidTimeZone(tz: string): boolean {
