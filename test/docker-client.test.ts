@@ -1,4 +1,5 @@
 import { dockerCommand, endpointFor } from '../src/activities/docker';
+import { parseConfig } from '../src/config/load';
 
 /** The one docker client's command line and environment (no engine needed; test/docker-tls.test.ts runs them against a TLS engine). */
 
@@ -57,4 +58,10 @@ describe('dockerCommand', () => {
     expect(endpointFor([tlsHost], 'tcp://10.0.0.5:2376')).toBe(tlsHost);
     expect(endpointFor([tlsHost], 'unix:///other.sock')).toEqual({ dockerHost: 'unix:///other.sock' });
   });
+});
+
+test('a docker host\'s tls.serverName is refused, naming the field (the docker CLI cannot override the name it checks)', () => {
+  const yaml = (tls: string) => `targets:\n  dockerHosts:\n    - { name: app1, dockerHost: "tcp://10.0.0.5:2376", tls: ${tls} }\n`;
+  expect(parseConfig(yaml('{ caFile: /ca.pem, certFile: /c.pem, keyFile: /k.pem }'), 'ok.yaml').targets.dockerHosts[0]?.tls).toEqual({ caFile: '/ca.pem', certFile: '/c.pem', keyFile: '/k.pem' });
+  expect(() => parseConfig(yaml('{ caFile: /ca.pem, serverName: docker.internal }'), 'bad.yaml')).toThrow(/targets\.dockerHosts\[0\]\.tls\.serverName: not supported for a docker host/);
 });

@@ -151,9 +151,12 @@ const dockerHostSchema = z
   .object({
     name,
     dockerHost: z.string().regex(/^(unix|tcp|ssh|npipe):\/\//, 'must be a DOCKER_HOST URL like unix:///var/run/docker.sock'),
+    /** Passed to every docker CLI call as --tlsverify --tlscacert/--tlscert/--tlskey (src/activities/docker.ts). */
     tls: tlsSchema.optional(),
   })
-  .strict();
+  .strict()
+  // The docker CLI has no server-name override: it checks the certificate against dockerHost's address.
+  .refine((h) => !h.tls?.serverName, { message: 'not supported for a docker host (the docker CLI checks the certificate against the dockerHost address)', path: ['tls', 'serverName'] });
 
 // --- deploy / scale (issue 6) ---
 /** How the `deploy` and `scale` runbooks run a service's instances and switch its traffic. */
