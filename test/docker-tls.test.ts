@@ -4,10 +4,11 @@ import path from 'node:path';
 import tls from 'node:tls';
 import { execa } from 'execa';
 import { listInstances, pruneImages, removeInstances, startInstance } from '../src/activities/deploy';
-import { containerStates, restartContainers, startContainers, stopContainers } from '../src/activities/docker';
+import { containerStates, docker, dockerOk, restartContainers, startContainers, stopContainers } from '../src/activities/docker';
 import { containerCpu, remediationPlan } from '../src/activities/remediation';
 import { BASE_IMAGE } from '../src/client/local-docker';
 import { type Config } from '../src/config/schema';
+import { registerSecret } from '../src/config/secrets';
 import { servers, tempDir, uniqueName } from './support/servers';
 
 /**
@@ -108,5 +109,16 @@ describe('docker calls to a host with tls', () => {
       expect([...kinds]).toContain(k);
     }
     expect([...kinds].some((k) => k.startsWith('DELETE /containers/'))).toBe(true);
+  });
+
+  test('the client\'s failures: a call that does not finish in time is a retryable DockerTimeout naming the host; stderr in an error is redacted', async () => {
+    // `docker events` streams until stopped: the timeout ends it.
+    await expect(docker(host, ['events'], 500)).rejects.toMatchObject({ type: 'DockerTimeout', nonRetryable: false, message: 'docker events on tls1 timed out after 500 ms' });
+    const secret = `pw-${uniqueName('s')}`;
+    registerSecret(secret);
+    const err = (await dockerOk(host, ['inspect', '--type', 'container', '--', `c${secret}`]).catch((e: unknown) => e)) as Error & { type?: string };
+    expect(err.type).toBe('DockerCommandFailed');
+    expect(err.message).toMatch(/^docker inspect on tls1 failed: .*No such container: c\[redacted\]/);
+    expect(err.message).not.toContain(secret);
   });
 });
