@@ -7,7 +7,8 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { execa } from 'execa';
 import { type Config, type DockerHostConfig, type ServiceConfig, type ServiceDeployConfig, durationMs } from '../config/schema';
-import { DOCKER_ENV, childEnv } from './process';
+import { childEnv } from './process';
+import { docker, dockerOk, stderrTail } from './docker';
 
 /**
  * The deploy and scale runbooks' steps on one Docker host: instances are containers on the host network,
@@ -66,15 +67,7 @@ export function deploySettings(config: Config, service: string): DeploySettings 
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// docker CLI (argument arrays, no shell)
-
-function cancelSignal(): AbortSignal | undefined {
-  try {
-    return Context.current().cancellationSignal;
-  } catch {
-    return undefined;
-  }
-}
+// docker CLI: the one client in ./docker (host, TLS, environment, timeouts, typed failures)
 
 function beat(details?: unknown): void {
   try {
@@ -82,35 +75,6 @@ function beat(details?: unknown): void {
   } catch {
     // outside an activity
   }
-}
-
-function tlsArgs(h: DockerHostConfig): string[] {
-  if (!h.tls) return [];
-  return [
-    '--tlsverify',
-    ...(h.tls.caFile ? ['--tlscacert', h.tls.caFile] : []),
-    ...(h.tls.certFile ? ['--tlscert', h.tls.certFile] : []),
-    ...(h.tls.keyFile ? ['--tlskey', h.tls.keyFile] : []),
-  ];
-}
-
-async function docker(h: DockerHostConfig, args: string[], timeoutMs = 60_000): Promise<{ exitCode: number; stdout: string; stderr: string }> {
-  const r = await execa('docker', [...tlsArgs(h), ...args], {
-    ...childEnv({ DOCKER_HOST: h.dockerHost }, DOCKER_ENV),
-    reject: false,
-    stdin: 'ignore',
-    timeout: timeoutMs,
-    cancelSignal: cancelSignal(),
-  });
-  if (r.isCanceled) throw ApplicationFailure.retryable(`docker ${args[0]} cancelled`, 'Cancelled');
-  if (r.timedOut) throw ApplicationFailure.retryable(`docker ${args[0]} on ${h.name} timed out after ${timeoutMs} ms`, 'DockerTimeout');
-  return { exitCode: r.exitCode ?? 1, stdout: String(r.stdout), stderr: String(r.stderr) };
-}
-
-async function dockerOk(h: DockerHostConfig, args: string[], timeoutMs?: number): Promise<string> {
-  const r = await docker(h, args, timeoutMs);
-  if (r.exitCode !== 0) throw ApplicationFailure.retryable(`docker ${args[0]} on ${h.name} failed: ${r.stderr.trim().slice(-500)}`, 'DockerCommandFailed');
-  return r.stdout;
 }
 
 export interface Instance {
@@ -149,7 +113,7 @@ async function inspect(h: DockerHostConfig, ids: string[]): Promise<InspectJson[
   if (!ids.length) return [];
   const r = await docker(h, ['inspect', '--type', 'container', '--', ...ids]);
   if (r.exitCode !== 0 && !/No such (container|object)/i.test(r.stderr)) {
-    throw ApplicationFailure.retryable(`docker inspect on ${h.name} failed: ${r.stderr.trim().slice(-500)}`, 'DockerCommandFailed');
+    throw ApplicationFailure.retryable(`docker inspect on ${h.name} failed: ${stderrTail(r.stderr)}`, 'DockerCommandFailed');
   }
   return r.stdout.trim() ? (JSON.parse(r.stdout) as InspectJson[]) : [];
 }

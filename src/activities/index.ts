@@ -95,11 +95,11 @@ export function createActivities({ config }: Deps) {
     // Idempotent: read-only.
     checkProductionHealth: heartbeating((plan: RestorePlan) => checkProductionHealth(config, plan)),
     // Idempotent: a stopped container stays stopped.
-    stopContainers: heartbeating((input: StopContainersInput) => stopContainers(input)),
+    stopContainers: heartbeating((input: StopContainersInput) => stopContainers(input, config.targets.dockerHosts)),
     // Idempotent: a running container stays running.
-    startContainers: heartbeating((input: StartContainersInput) => startContainers(input)),
+    startContainers: heartbeating((input: StartContainersInput) => startContainers(input, config.targets.dockerHosts)),
     // Idempotent by notBefore: a container started at or after it is not restarted again.
-    restartContainers: heartbeating((input: RestartContainersInput) => restartContainers(input)),
+    restartContainers: heartbeating((input: RestartContainersInput) => restartContainers(input, config.targets.dockerHosts)),
 
     // RB-02 secret rotation. Inputs are { set, rotationId } only: the values stay in the worker's encrypted state file.
     // Idempotent by rotationId: a retry returns the stored plan; another rotation of the set is refused.
@@ -145,7 +145,7 @@ export function createActivities({ config }: Deps) {
     // Idempotent: read-only (the config, and `docker ps` for a deployed service's labelled containers).
     remediationPlan: (input: { service: string }) => remediationPlan(config, input),
     // Idempotent: read-only (docker stats).
-    containerCpu: heartbeating((input: { dockerHost: string; containers: string[] }) => containerCpu(input)),
+    containerCpu: heartbeating((input: { dockerHost: string; containers: string[] }) => containerCpu(input, config.targets.dockerHosts)),
     // Idempotent: a GET.
     checkServiceHealth: heartbeating((input: { url?: string }) => checkServiceHealth(input)),
   };

@@ -1,9 +1,8 @@
 import { ApplicationFailure } from '@temporalio/common';
-import { execa } from 'execa';
-import { DOCKER_ENV, childEnv } from './process';
 import { type Config, durationMs } from '../config/schema';
 import { LABEL } from './deploy';
 import { probeHttp } from './http-probe';
+import { type DockerEndpoint, dockerOk, endpointFor } from './docker';
 
 /** RB-03 steps on a service's containers (docker CLI, DOCKER_HOST per host, argument arrays). */
 
@@ -30,7 +29,7 @@ export async function remediationPlan(config: Config, input: { service: string }
   const r = config.remediation.services[svc.name] ?? { restart: 'auto' as const, scaleOut: 'approval' as const, scaleTo: 3, cpuThreshold: 80 };
   const containers = svc.containers.length || !svc.deploy
     ? svc.containers
-    : (await docker(host.dockerHost, ['ps', '--filter', `label=${LABEL.service}=${svc.name}`, '--filter', 'status=running', '--format', '{{.Names}}'])).split('\n').filter(Boolean).sort();
+    : (await dockerOk(host, ['ps', '--filter', `label=${LABEL.service}=${svc.name}`, '--filter', 'status=running', '--format', '{{.Names}}'], 120_000)).split('\n').filter(Boolean).sort();
   return {
     service: svc.name,
     dockerHost: host.dockerHost,
@@ -41,16 +40,14 @@ export async function remediationPlan(config: Config, input: { service: string }
   };
 }
 
-async function docker(dockerHost: string, args: string[]): Promise<string> {
-  const r = await execa('docker', args, { ...childEnv({ DOCKER_HOST: dockerHost }, DOCKER_ENV), reject: false, stdin: 'ignore', timeout: 120_000 });
-  if (r.exitCode !== 0) throw ApplicationFailure.retryable(`docker ${args[0]} on ${dockerHost} failed: ${String(r.stderr).trim().slice(-500)}`, 'DockerCommandFailed');
-  return String(r.stdout);
-}
-
 /** The highest CPU % among the containers (`docker stats --no-stream`); none given, none read (never the whole engine's). Read-only. */
-export async function containerCpu(input: { dockerHost: string; containers: string[] }): Promise<{ cpuPercent: number; byContainer: Record<string, number> }> {
+export async function containerCpu(
+  input: { dockerHost: string; containers: string[] },
+  /** The config's docker hosts, for the TLS of the one at input.dockerHost. */
+  hosts: readonly DockerEndpoint[] = [],
+): Promise<{ cpuPercent: number; byContainer: Record<string, number> }> {
   if (!input.containers.length) return { cpuPercent: 0, byContainer: {} };
-  const out = await docker(input.dockerHost, ['stats', '--no-stream', '--format', '{{.Name}} {{.CPUPerc}}', '--', ...input.containers]);
+  const out = await dockerOk(endpointFor(hosts, input.dockerHost), ['stats', '--no-stream', '--format', '{{.Name}} {{.CPUPerc}}', '--', ...input.containers], 120_000);
   const byContainer: Record<string, number> = {};
   for (const line of out.trim().split('\n').filter(Boolean)) {
     const [name = '', pct = '0%'] = line.trim().split(/\s+/);

@@ -446,7 +446,7 @@ export async function restartConsumers(config: Config, input: RotationRef & { no
   for (const name of set.services) {
     const service = config.targets.services.find((s) => s.name === name)!;
     const host = config.targets.dockerHosts.find((h) => h.name === service.host)!;
-    const r = await restartContainers({ dockerHost: host.dockerHost, containers: service.containers, notBefore: input.notBefore });
+    const r = await restartContainers({ dockerHost: host.dockerHost, containers: service.containers, notBefore: input.notBefore }, config.targets.dockerHosts);
     restarted.push(...r.restarted, ...r.alreadyRestarted);
   }
   return restarted;

@@ -4,9 +4,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
+import { dockerOk } from '../activities/docker';
 import { alive, stopPid } from './local-servers';
 
-// Plain child_process here: this module also runs inside Jest's global setup, where ESM-only execa cannot load.
+// Plain child_process for dockerd, tar and umount: this module also runs inside Jest's global setup, where
+// ESM-only execa cannot load. docker CLI calls go through the product's one client (which uses child_process too).
 const run = promisify(execFile);
 
 /**
@@ -36,9 +38,8 @@ export interface RunningDocker extends DockerEngine {
   stop(): Promise<void>;
 }
 
-async function docker(dockerHost: string, args: string[], timeout = 30_000): Promise<string> {
-  const { stdout } = await run('docker', args, { env: { ...process.env, DOCKER_HOST: dockerHost }, timeout, maxBuffer: 16 << 20 });
-  return stdout;
+function docker(dockerHost: string, args: string[], timeout = 30_000): Promise<string> {
+  return dockerOk({ dockerHost }, args, timeout);
 }
 
 function dockerdBinary(): string {

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { type Config, SEVERITIES } from './schema';
+import { DURATION_HINT, parseDuration } from './duration';
 
 /**
  * The runbook catalogue: one zod input schema per runbook, shared by the CLI, ChatOps and (as types)
@@ -68,7 +69,7 @@ const imageRef = z
   .max(255)
   .regex(IMAGE_REF, 'must be an image reference like registry.example.com/shop/web:1.4.2 or name@sha256:<64 hex>')
   .refine((s) => /:[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(s.split('/').pop() ?? '') || s.includes('@sha256:'), 'must name a tag or a digest (no implicit "latest")');
-const durationParam = z.string().regex(/^\d+(ms|s|m|h)$/, 'must be a duration like "500ms", "30s", "5m"');
+const durationParam = z.string().refine((t) => parseDuration(t) !== undefined, DURATION_HINT);
 const intParam = (min: number, max: number) => z.coerce.number({ error: 'must be a number' }).int('must be a whole number').min(min).max(max);
 
 export const deployInputSchema = z

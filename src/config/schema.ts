@@ -1,4 +1,8 @@
 import { z } from 'zod';
+import { DURATION_HINT, durationMs, parseDuration } from './duration';
+
+/** The one duration parser (./duration), for the many modules that read durations with the config's types. */
+export { durationMs };
 
 /**
  * The whole runbooks.yaml, validated. Secrets are never inline: a secret field holds a reference
@@ -21,9 +25,7 @@ export const secretRefSchema = z.union(
 export type SecretRef = z.infer<typeof secretRefSchema>;
 
 const port = z.number().int().min(1).max(65535);
-const duration = z
-  .string()
-  .regex(/^\d+(ms|s|m|h|d)$/, 'must be a duration like "30s", "15m", "2h" or "7d"');
+const duration = z.string().refine((t) => parseDuration(t) !== undefined, DURATION_HINT);
 
 const tlsSchema = z
   .object({
@@ -149,9 +151,12 @@ const dockerHostSchema = z
   .object({
     name,
     dockerHost: z.string().regex(/^(unix|tcp|ssh|npipe):\/\//, 'must be a DOCKER_HOST URL like unix:///var/run/docker.sock'),
+    /** Passed to every docker CLI call as --tlsverify --tlscacert/--tlscert/--tlskey (src/activities/docker.ts). */
     tls: tlsSchema.optional(),
   })
-  .strict();
+  .strict()
+  // The docker CLI has no server-name override: it checks the certificate against dockerHost's address.
+  .refine((h) => !h.tls?.serverName, { message: 'not supported for a docker host (the docker CLI checks the certificate against the dockerHost address)', path: ['tls', 'serverName'] });
 
 // --- deploy / scale (issue 6) ---
 /** How the `deploy` and `scale` runbooks run a service's instances and switch its traffic. */
@@ -802,14 +807,6 @@ function checkEscalation(
   for (const [sev, policy] of Object.entries(e.severities)) {
     if (!(policy in e.policies)) ctx.addIssue({ code: 'custom', path: ['escalation', 'severities', sev], message: `unknown policy "${policy}"` });
   }
-}
-
-/** "15m" → 900000. The schema has already checked the shape. */
-export function durationMs(text: string): number {
-  const m = /^(\d+)(ms|s|m|h|d)$/.exec(text);
-  if (!m) throw new Error(`not a duration: ${text}`);
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 'ms' | 's' | 'm' | 'h' | 'd'];
-  return Number(m[1]) * unit;
 }
 
 function isValidTimeZone(tz: string): boolean {

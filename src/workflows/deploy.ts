@@ -10,6 +10,7 @@ import {
 } from '@temporalio/workflow';
 import type { DeploySettings, Instance, RunbookActivities } from '../activities';
 import type { DeployInput, ScaleInput } from '../config/runbooks';
+import { DURATION_HINT, parseDuration } from '../config/duration';
 import { QUICK } from './activity-options';
 import { type RunbookStatus, statusQuery } from './definitions';
 import { Fleet } from './fleet';
@@ -39,10 +40,11 @@ export type DeployResult =
   | { outcome: 'deployed'; service: string; from?: string; to: string; strategy: string; instances: string[]; backups: string[] }
   | { outcome: 'scaled'; service: string; version: string; from: number; to: number; instances: string[] };
 
-function parseMs(text: string): number {
-  const m = /^(\d+)(ms|s|m|h)$/.exec(text);
-  if (!m) throw ApplicationFailure.nonRetryable(`not a duration: ${text}`, 'BadInput');
-  return Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 'ms' | 's' | 'm' | 'h'];
+/** A duration parameter (the input schema has checked it): the one parser, its refusal a BadInput naming the field. */
+function parseMs(text: string, field: string): number {
+  const ms = parseDuration(text);
+  if (ms === undefined) throw ApplicationFailure.nonRetryable(`${field}: ${DURATION_HINT} (got ${JSON.stringify(text)})`, 'BadInput');
+  return ms;
 }
 
 function statusOf(progress: Progress, fleet: Fleet | undefined, extra: Partial<DeployStatus> & { service: string }): DeployStatus {
@@ -107,9 +109,9 @@ export async function deploy(input: DeployInput): Promise<DeployResult> {
     ...settings.health,
     ...(input.healthPath ? { path: input.healthPath } : {}),
     ...(input.expectStatus ? { expectStatus: input.expectStatus } : {}),
-    ...(input.minHealthy ? { minHealthyMs: parseMs(input.minHealthy) } : {}),
+    ...(input.minHealthy ? { minHealthyMs: parseMs(input.minHealthy, 'minHealthy') } : {}),
   };
-  const drainMs = input.drain ? parseMs(input.drain) : settings.drainMs;
+  const drainMs = input.drain ? parseMs(input.drain, 'drain') : settings.drainMs;
 
   await progress.step('inspect', () => f.refresh(), () => `${f.serving().length} serving: ${f.currentVersions().join(', ') || 'nothing deployed yet'}`);
   // Normally one version serves. After a run that was terminated mid-way (a canary left behind) several may:
@@ -155,7 +157,7 @@ export async function deploy(input: DeployInput): Promise<DeployResult> {
       if (old.length) {
         const k = old.length;
         await f.route([...old.map((i) => ({ port: i.port, weight: 100 - input.canaryPercent })), { port: canary!.port, weight: input.canaryPercent * k }], drainMs, `route ${input.canaryPercent} % to canary`);
-        const windowMs = parseMs(input.canaryWindow);
+        const windowMs = parseMs(input.canaryWindow, 'canaryWindow');
         let requests = 0;
         let errors = 0;
         let p95 = 0;

@@ -11,6 +11,7 @@ import {
 } from '@temporalio/workflow';
 import type { NotifyInput, NotifyResult, RunbookActivities } from '../activities';
 import type { NotifyChannel } from '../config/schema';
+import { DURATION_HINT, parseDuration } from '../config/duration';
 import { type RunbookStatus, statusQuery } from './definitions';
 import {
   type Contact,
@@ -60,11 +61,9 @@ const LEVEL_1_DUE_AT_OPEN = 'incident-level-1-due-at-open';
 /** The policy lookup as a local activity (runs started before it replay the activity). */
 const POLICY_LOOKUP_LOCAL = 'incident-policy-lookup-local';
 
-const DURATION = /^(\d+)(s|m|h|d)$/;
-function parseDuration(text: string): number | undefined {
-  const m = DURATION.exec(text.trim());
-  if (!m) return undefined;
-  return Number(m[1]) * { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 's' | 'm' | 'h' | 'd'];
+/** A snooze's length: the one duration format (../config/duration), around spaces allowed as typed in chat. */
+function snoozeMs(text: unknown): number | undefined {
+  return typeof text === 'string' ? parseDuration(text.trim()) : undefined;
 }
 
 /**
@@ -189,7 +188,7 @@ export async function incident(input: IncidentInput): Promise<IncidentOutcome> {
   setHandler(
     snoozeUpdate,
     (r) => {
-      s.snoozedUntil = Date.now() + (parseDuration(r.for) ?? 0);
+      s.snoozedUntil = Date.now() + (snoozeMs(r.for) ?? 0);
       const until = new Date(s.snoozedUntil).toISOString();
       record('snoozed', r.by.trim(), `until ${until}${r.note?.trim() ? `: ${r.note.trim()}` : ''}`);
       wake++;
@@ -200,8 +199,8 @@ export async function incident(input: IncidentInput): Promise<IncidentOutcome> {
         requireBy(r);
         requireOpen();
         if (s.acknowledged) throw new Error('incident is acknowledged: escalation has already stopped');
-        const ms = typeof r.for === 'string' ? parseDuration(r.for) : undefined;
-        if (!ms || ms > 86_400_000) throw new Error('for: must be a duration like "30m" or "2h", at most 24h');
+        const ms = snoozeMs(r.for);
+        if (!ms || ms > 86_400_000) throw new Error(`for: ${DURATION_HINT}, more than 0 and at most 24h`);
       },
     },
   );
