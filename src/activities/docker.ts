@@ -2,6 +2,7 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { execa } from 'execa';
 import { DOCKER_ENV, childEnv } from './process';
+import { FAILURES } from '../workflows/failures';
 
 /**
  * Containers on a Docker host, through the docker CLI (argument arrays, no shell) with DOCKER_HOST set to
@@ -17,7 +18,7 @@ const CONTAINER_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 
 function checkNames(names: string[]): string[] {
   const bad = names.filter((n) => !CONTAINER_NAME.test(n));
-  if (bad.length) throw ApplicationFailure.nonRetryable(`invalid container name(s): ${bad.map((n) => JSON.stringify(n)).join(', ')}`, 'BadInput');
+  if (bad.length) throw ApplicationFailure.nonRetryable(`invalid container name(s): ${bad.map((n) => JSON.stringify(n)).join(', ')}`, FAILURES.BadInput);
   return [...new Set(names)];
 }
 
@@ -38,15 +39,15 @@ async function docker(dockerHost: string, args: string[], timeoutMs = 60_000): P
     timeout: timeoutMs,
     cancelSignal: cancelSignal(),
   });
-  if (r.isCanceled) throw ApplicationFailure.retryable(`docker ${args[0]} cancelled`, 'Cancelled');
-  if (r.timedOut) throw ApplicationFailure.retryable(`docker ${args[0]} on ${dockerHost} timed out after ${timeoutMs} ms`, 'DockerTimeout');
+  if (r.isCanceled) throw ApplicationFailure.retryable(`docker ${args[0]} cancelled`, FAILURES.Cancelled);
+  if (r.timedOut) throw ApplicationFailure.retryable(`docker ${args[0]} on ${dockerHost} timed out after ${timeoutMs} ms`, FAILURES.DockerTimeout);
   return { exitCode: r.exitCode ?? 1, stdout: String(r.stdout), stderr: String(r.stderr) };
 }
 
 async function dockerOk(dockerHost: string, args: string[], timeoutMs?: number): Promise<string> {
   const r = await docker(dockerHost, args, timeoutMs);
   if (r.exitCode !== 0) {
-    throw ApplicationFailure.retryable(`docker ${args[0]} on ${dockerHost} failed: ${r.stderr.trim().slice(-500)}`, 'DockerCommandFailed');
+    throw ApplicationFailure.retryable(`docker ${args[0]} on ${dockerHost} failed: ${r.stderr.trim().slice(-500)}`, FAILURES.DockerCommandFailed);
   }
   return r.stdout;
 }
@@ -63,7 +64,7 @@ export async function containerStates(dockerHost: string, names: string[]): Prom
   // Exit 1 with "No such container" for each missing one is an answer; anything else (daemon down...) is not.
   const errors = r.stderr.split('\n').filter((l) => l.trim() && !/No such (container|object)/i.test(l));
   if (r.exitCode !== 0 && (errors.length || !r.stderr.trim())) {
-    throw ApplicationFailure.retryable(`docker inspect on ${dockerHost} failed: ${r.stderr.trim().slice(-500)}`, 'DockerCommandFailed');
+    throw ApplicationFailure.retryable(`docker inspect on ${dockerHost} failed: ${r.stderr.trim().slice(-500)}`, FAILURES.DockerCommandFailed);
   }
   const found = r.stdout
     .split('\n')
@@ -83,7 +84,7 @@ function missingFailure(dockerHost: string, states: Record<string, ContainerStat
   if (!missing.length) return undefined;
   return ApplicationFailure.create({
     message: `container(s) not found on ${dockerHost}: ${missing.join(', ')}`,
-    type: 'ContainerMissing',
+    type: FAILURES.ContainerMissing,
     nonRetryable: true,
     details: [missing],
   });

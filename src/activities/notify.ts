@@ -7,6 +7,7 @@ import type { Contact, PolicySnapshot } from '../workflows/incident-definitions'
 import { signAckLink } from './ack-link';
 import { sendEmailOnce } from './email';
 import { postSlackMessage, slackConfig, updateSlackMessage } from './slack';
+import { FAILURES } from '../workflows/failures';
 
 /**
  * One `notify` interface for every channel of an incident: email (nodemailer, with a signed acknowledge
@@ -194,7 +195,7 @@ async function notifySms(config: Config, n: NotifyInput): Promise<NotifyResult> 
   if (res.status < 200 || res.status >= 300) {
     const err = `SMS provider ${sms.apiUrl}: HTTP ${res.status} ${redact(res.text.slice(0, 200))}`;
     // 4xx (bad number, bad credentials) will not get better by retrying; 429 and 5xx may.
-    if (res.status >= 400 && res.status < 500 && res.status !== 429) throw ApplicationFailure.nonRetryable(err, 'SmsRejected');
+    if (res.status >= 400 && res.status < 500 && res.status !== 429) throw ApplicationFailure.nonRetryable(err, FAILURES.SmsRejected);
     throw new Error(err);
   }
   let sid: string | undefined;
@@ -211,7 +212,7 @@ export function escalationPolicy(config: Config, input: { severity: Severity; po
   const e = config.escalation;
   const name = input.policy ?? e.severities[input.severity] ?? (input.severity in e.policies ? input.severity : undefined);
   if (input.policy && !e.policies[input.policy]) {
-    throw ApplicationFailure.nonRetryable(`policy: unknown escalation policy "${input.policy}" (known: ${Object.keys(e.policies).join(', ') || 'none'})`, 'PolicyError');
+    throw ApplicationFailure.nonRetryable(`policy: unknown escalation policy "${input.policy}" (known: ${Object.keys(e.policies).join(', ') || 'none'})`, FAILURES.PolicyError);
   }
   const policy = (name && e.policies[name]) || DEFAULT_POLICIES[input.severity];
   const people: Record<string, Contact> = {};

@@ -4,6 +4,7 @@ import { DOCKER_ENV, childEnv } from './process';
 import { type Config, durationMs } from '../config/schema';
 import { LABEL } from './deploy';
 import { probeHttp } from './http-probe';
+import { FAILURES } from '../workflows/failures';
 
 /** RB-03 steps on a service's containers (docker CLI, DOCKER_HOST per host, argument arrays). */
 
@@ -25,7 +26,7 @@ export interface RemediationPlan {
  */
 export async function remediationPlan(config: Config, input: { service: string }): Promise<RemediationPlan> {
   const svc = config.targets.services.find((s) => s.name === input.service);
-  if (!svc) throw ApplicationFailure.nonRetryable(`service: unknown service "${input.service}" (not in targets.services)`, 'BadInput');
+  if (!svc) throw ApplicationFailure.nonRetryable(`service: unknown service "${input.service}" (not in targets.services)`, FAILURES.BadInput);
   const host = config.targets.dockerHosts.find((h) => h.name === svc.host)!;
   const r = config.remediation.services[svc.name] ?? { restart: 'auto' as const, scaleOut: 'approval' as const, scaleTo: 3, cpuThreshold: 80 };
   const containers = svc.containers.length || !svc.deploy
@@ -43,7 +44,7 @@ export async function remediationPlan(config: Config, input: { service: string }
 
 async function docker(dockerHost: string, args: string[]): Promise<string> {
   const r = await execa('docker', args, { ...childEnv({ DOCKER_HOST: dockerHost }, DOCKER_ENV), reject: false, stdin: 'ignore', timeout: 120_000 });
-  if (r.exitCode !== 0) throw ApplicationFailure.retryable(`docker ${args[0]} on ${dockerHost} failed: ${String(r.stderr).trim().slice(-500)}`, 'DockerCommandFailed');
+  if (r.exitCode !== 0) throw ApplicationFailure.retryable(`docker ${args[0]} on ${dockerHost} failed: ${String(r.stderr).trim().slice(-500)}`, FAILURES.DockerCommandFailed);
   return String(r.stdout);
 }
 

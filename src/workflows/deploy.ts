@@ -14,6 +14,7 @@ import { QUICK } from './activity-options';
 import { type RunbookStatus, statusQuery } from './definitions';
 import { Fleet } from './fleet';
 import { Progress, errorMessage } from './progress';
+import { FAILURES } from './failures';
 
 const main = proxyActivities<RunbookActivities>(QUICK);
 
@@ -40,7 +41,7 @@ export type DeployResult =
 
 function parseMs(text: string): number {
   const m = /^(\d+)(ms|s|m|h)$/.exec(text);
-  if (!m) throw ApplicationFailure.nonRetryable(`not a duration: ${text}`, 'BadInput');
+  if (!m) throw ApplicationFailure.nonRetryable(`not a duration: ${text}`, FAILURES.BadInput);
   return Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 'ms' | 's' | 'm' | 'h'];
 }
 
@@ -93,7 +94,7 @@ export async function deploy(input: DeployInput): Promise<DeployResult> {
   );
   const checkRollback = (): void => {
     if (rollbackRequest) {
-      throw ApplicationFailure.nonRetryable(`rollback requested by ${rollbackRequest.by}${rollbackRequest.reason ? `: ${rollbackRequest.reason}` : ''}`, 'RollbackRequested');
+      throw ApplicationFailure.nonRetryable(`rollback requested by ${rollbackRequest.by}${rollbackRequest.reason ? `: ${rollbackRequest.reason}` : ''}`, FAILURES.RollbackRequested);
     }
   };
 
@@ -171,9 +172,9 @@ export async function deploy(input: DeployInput): Promise<DeployResult> {
               elapsed += chunk;
               const errorPercent = requests ? (100 * errors) / requests : 100;
               if (errorPercent > input.maxErrorPercent) {
-                throw ApplicationFailure.nonRetryable(`canary error rate ${errorPercent.toFixed(1)} % > ${input.maxErrorPercent} % (${errors}/${requests})`, 'CanaryFailed');
+                throw ApplicationFailure.nonRetryable(`canary error rate ${errorPercent.toFixed(1)} % > ${input.maxErrorPercent} % (${errors}/${requests})`, FAILURES.CanaryFailed);
               }
-              if (p95 > input.maxP95Ms) throw ApplicationFailure.nonRetryable(`canary p95 latency ${p95} ms > ${input.maxP95Ms} ms`, 'CanaryFailed');
+              if (p95 > input.maxP95Ms) throw ApplicationFailure.nonRetryable(`canary p95 latency ${p95} ms > ${input.maxP95Ms} ms`, FAILURES.CanaryFailed);
             }
             checkRollback();
           },
@@ -208,7 +209,7 @@ export async function deploy(input: DeployInput): Promise<DeployResult> {
       ),
     );
     if (isCancellation(err)) throw err;
-    throw ApplicationFailure.nonRetryable(`deploy of ${input.image} failed (${reason}); ${rolledBack}`, 'DeployFailed');
+    throw ApplicationFailure.nonRetryable(`deploy of ${input.image} failed (${reason}); ${rolledBack}`, FAILURES.DeployFailed);
   }
   finished = true;
   await f.pruneImages(input.image, from);
@@ -241,8 +242,8 @@ export async function scale(input: ScaleInput): Promise<DeployResult> {
     await progress.step('inspect', () => f.refresh(), () => `${f.serving().length} serving`);
     const serving = f.serving();
     const versions = f.currentVersions();
-    if (!serving.length) throw ApplicationFailure.nonRetryable(`${input.service} has no instance in service: deploy it first`, 'NothingDeployed');
-    if (versions.length > 1) throw ApplicationFailure.nonRetryable(`${input.service} serves several versions (${versions.join(', ')}): deploy one first`, 'MixedVersions');
+    if (!serving.length) throw ApplicationFailure.nonRetryable(`${input.service} has no instance in service: deploy it first`, FAILURES.NothingDeployed);
+    if (versions.length > 1) throw ApplicationFailure.nonRetryable(`${input.service} serves several versions (${versions.join(', ')}): deploy one first`, FAILURES.MixedVersions);
     const version = versions[0]!;
     if (input.instances > serving.length) {
       const added = await f.startGated(version, input.instances - serving.length, settings.health);

@@ -3,11 +3,12 @@ import { condition, executeChild, proxyActivities, setHandler } from '@temporali
 import type { RemediationPlan, RunbookActivities } from '../activities';
 import { type ApprovalDecision, type ApprovalRecord, approveUpdate, rejectUpdate } from './definitions';
 import { Progress } from './progress';
+import { NON_RETRYABLE } from './failures';
 
 const quick = proxyActivities<RunbookActivities>({
   startToCloseTimeout: '3 minutes',
   heartbeatTimeout: '10 seconds',
-  retry: { initialInterval: '2 seconds', maximumInterval: '30 seconds', maximumAttempts: 5, nonRetryableErrorTypes: ['BadInput', 'ContainerMissing'] },
+  retry: { initialInterval: '2 seconds', maximumInterval: '30 seconds', maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE.remediation },
 });
 
 // The service gets about a minute to come back after a restart, polled by retries.
