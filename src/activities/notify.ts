@@ -8,6 +8,7 @@ import { signAckLink } from './ack-link';
 import { sendEmailOnce } from './email';
 import { postSlackMessage, slackConfig, updateSlackMessage } from './slack';
 import { FAILURES } from '../workflows/failures';
+import { ACTIONS } from '../workflows/definitions';
 
 /**
  * One `notify` interface for every channel of an incident: email (nodemailer, with a signed acknowledge
@@ -118,8 +119,8 @@ function incidentBlocks(n: NotifyInput, state: 'open' | 'acknowledged' | 'resolv
     { type: 'section', text: { type: 'mrkdwn', text: [head, description, `\`${slackEscape(n.incident.id)}\``, status].filter(Boolean).join('\n') } },
   ];
   const buttons = [
-    ...(state === 'open' ? [{ type: 'button' as const, action_id: 'incident_ack', text: { type: 'plain_text' as const, text: 'Acknowledge' }, value: n.incident.id, style: 'primary' as const }] : []),
-    ...(state !== 'resolved' ? [{ type: 'button' as const, action_id: 'incident_resolve', text: { type: 'plain_text' as const, text: 'Resolve' }, value: n.incident.id }] : []),
+    ...(state === 'open' ? [{ type: 'button' as const, action_id: ACTIONS.incidentAck, text: { type: 'plain_text' as const, text: 'Acknowledge' }, value: n.incident.id, style: 'primary' as const }] : []),
+    ...(state !== 'resolved' ? [{ type: 'button' as const, action_id: ACTIONS.incidentResolve, text: { type: 'plain_text' as const, text: 'Resolve' }, value: n.incident.id }] : []),
   ];
   if (buttons.length) blocks.push({ type: 'actions', block_id: 'incident_actions', elements: buttons });
   return blocks;

@@ -1,7 +1,6 @@
 import {
   ApplicationFailure,
   CancellationScope,
-  defineUpdate,
   executeChild,
   isCancellation,
   proxyActivities,
@@ -11,20 +10,13 @@ import {
 import type { DeploySettings, Instance, RunbookActivities } from '../activities';
 import type { DeployInput, ScaleInput } from '../config/runbooks';
 import { QUICK } from './activity-options';
-import { type RunbookStatus, statusQuery } from './definitions';
+import { type RollbackRequest, type RunbookStatus, rollbackUpdate, statusQuery } from './definitions';
 import { Fleet } from './fleet';
 import { Progress, errorMessage } from './progress';
 import { FAILURES } from './failures';
+import { backup } from './backup';
 
 const main = proxyActivities<RunbookActivities>(QUICK);
-
-export interface RollbackRequest {
-  by: string;
-  reason?: string;
-}
-
-/** Ask a running deploy to roll back at its next gate (a canary watch checks every few seconds). */
-export const rollbackUpdate = defineUpdate<{ accepted: true; by: string }, [RollbackRequest]>('rollback');
 
 export interface DeployStatus extends RunbookStatus {
   service: string;
@@ -123,7 +115,7 @@ export async function deploy(input: DeployInput): Promise<DeployResult> {
   if (input.backup) {
     for (const db of settings.databases) {
       await progress.step(`backup ${db}`, () =>
-        executeChild('backup', { workflowId: `backup/${db}/pre-deploy-${input.service}-${deployId}`, args: [{ target: db, kind: 'postgres', prune: false, reason: `before deploying ${input.image}` }] }),
+        executeChild(backup, { workflowId: `backup/${db}/pre-deploy-${input.service}-${deployId}`, args: [{ target: db, kind: 'postgres', prune: false, reason: `before deploying ${input.image}` }] }),
       );
       backups.push(db);
     }
