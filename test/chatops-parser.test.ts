@@ -345,7 +345,7 @@ chatops:
     list: (_limit, target) => Promise.resolve(runs.filter((r) => !target || r.target === target)),
     cancel: () => Promise.resolve(),
     update: (id, update) => {
-      updates.push(`${update} ${id}`);
+      updates.push(`${update.name} ${id}`);
       return Promise.resolve({});
     },
   };

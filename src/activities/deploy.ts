@@ -9,6 +9,7 @@ import { execa } from 'execa';
 import { type Config, type DockerHostConfig, type ServiceConfig, type ServiceDeployConfig, durationMs } from '../config/schema';
 import { childEnv } from './process';
 import { docker, dockerOk, stderrTail } from './docker';
+import { FAILURES } from '../workflows/failures';
 
 /**
  * The deploy and scale runbooks' steps on one Docker host: instances are containers on the host network,
@@ -45,8 +46,8 @@ export function hostTaskQueue(host: string): string {
 
 function serviceOf(config: Config, service: string): ServiceConfig & { deploy: ServiceDeployConfig } {
   const svc = config.targets.services.find((s) => s.name === service);
-  if (!svc) throw ApplicationFailure.nonRetryable(`unknown service "${service}"`, 'UnknownTarget');
-  if (!svc.deploy) throw ApplicationFailure.nonRetryable(`service "${service}" has no deploy settings (targets.services[].deploy)`, 'UnknownTarget');
+  if (!svc) throw ApplicationFailure.nonRetryable(`unknown service "${service}"`, FAILURES.UnknownTarget);
+  if (!svc.deploy) throw ApplicationFailure.nonRetryable(`service "${service}" has no deploy settings (targets.services[].deploy)`, FAILURES.UnknownTarget);
   return svc as ServiceConfig & { deploy: ServiceDeployConfig };
 }
 
@@ -113,7 +114,7 @@ async function inspect(h: DockerHostConfig, ids: string[]): Promise<InspectJson[
   if (!ids.length) return [];
   const r = await docker(h, ['inspect', '--type', 'container', '--', ...ids]);
   if (r.exitCode !== 0 && !/No such (container|object)/i.test(r.stderr)) {
-    throw ApplicationFailure.retryable(`docker inspect on ${h.name} failed: ${stderrTail(r.stderr)}`, 'DockerCommandFailed');
+    throw ApplicationFailure.retryable(`docker inspect on ${h.name} failed: ${stderrTail(r.stderr)}`, FAILURES.DockerCommandFailed);
   }
   return r.stdout.trim() ? (JSON.parse(r.stdout) as InspectJson[]) : [];
 }
@@ -127,10 +128,10 @@ export interface HostDeps {
 function hostOf(deps: HostDeps, service: string): { h: DockerHostConfig; svc: ServiceConfig & { deploy: ServiceDeployConfig } } {
   const svc = serviceOf(deps.config, service);
   if (svc.host !== deps.host) {
-    throw ApplicationFailure.nonRetryable(`service "${service}" runs on docker host "${svc.host}", this worker serves "${deps.host}"`, 'WrongHost');
+    throw ApplicationFailure.nonRetryable(`service "${service}" runs on docker host "${svc.host}", this worker serves "${deps.host}"`, FAILURES.WrongHost);
   }
   const h = deps.config.targets.dockerHosts.find((x) => x.name === deps.host);
-  if (!h) throw ApplicationFailure.nonRetryable(`unknown docker host "${deps.host}"`, 'UnknownTarget');
+  if (!h) throw ApplicationFailure.nonRetryable(`unknown docker host "${deps.host}"`, FAILURES.UnknownTarget);
   return { h, svc };
 }
 
@@ -170,12 +171,12 @@ export async function startInstance(deps: HostDeps, input: StartInstanceInput): 
       return toInstance((await inspect(h, [name]))[0] ?? existing);
     }
     if (inst.state === 'running') {
-      throw ApplicationFailure.nonRetryable(`port ${input.port} of ${input.service} is taken by running container ${name} (${inst.version})`, 'PortTaken');
+      throw ApplicationFailure.nonRetryable(`port ${input.port} of ${input.service} is taken by running container ${name} (${inst.version})`, FAILURES.PortTaken);
     }
     await dockerOk(h, ['rm', '-f', '--', name]);
   }
   const img = await docker(h, ['image', 'inspect', '--format', '{{.Id}}', '--', input.image]);
-  if (img.exitCode !== 0) throw ApplicationFailure.nonRetryable(`image ${input.image} is not on docker host ${h.name}`, 'ImageMissing');
+  if (img.exitCode !== 0) throw ApplicationFailure.nonRetryable(`image ${input.image} is not on docker host ${h.name}`, FAILURES.ImageMissing);
   await dockerOk(h, [
     'run', '-d', '--init', '--network', 'host', '--restart', 'unless-stopped',
     '--name', name,
@@ -187,7 +188,7 @@ export async function startInstance(deps: HostDeps, input: StartInstanceInput): 
     '--', input.image,
   ], 120_000);
   const [created] = await inspect(h, [name]);
-  if (!created) throw ApplicationFailure.retryable(`container ${name} vanished right after docker run`, 'DockerCommandFailed');
+  if (!created) throw ApplicationFailure.retryable(`container ${name} vanished right after docker run`, FAILURES.DockerCommandFailed);
   return toInstance(created);
 }
 
@@ -236,7 +237,7 @@ export async function awaitHealthy(deps: HostDeps, input: AwaitHealthyInput): Pr
   let healthySince: number | undefined;
   let last = 'not checked yet';
   const fail = (why: string): never => {
-    throw ApplicationFailure.nonRetryable(`${input.name} failed its health gate: ${why}`, 'HealthGateFailed');
+    throw ApplicationFailure.nonRetryable(`${input.name} failed its health gate: ${why}`, FAILURES.HealthGateFailed);
   };
   for (;;) {
     beat({ last });
@@ -299,7 +300,7 @@ export async function removeInstances(deps: HostDeps, input: { service: string; 
   const { h } = hostOf(deps, input.service);
   const found = await inspect(h, input.names);
   const foreign = found.filter((c) => c.Config.Labels?.[LABEL.service] !== input.service).map((c) => c.Name.replace(/^\//, ''));
-  if (foreign.length) throw ApplicationFailure.nonRetryable(`not instances of ${input.service}: ${foreign.join(', ')}`, 'BadInput');
+  if (foreign.length) throw ApplicationFailure.nonRetryable(`not instances of ${input.service}: ${foreign.join(', ')}`, FAILURES.BadInput);
   const names = found.map((c) => c.Name.replace(/^\//, ''));
   if (!names.length) return { removed: [] };
   await dockerOk(h, ['stop', '--time', String(input.stopSeconds ?? 10), '--', ...names], 120_000);
@@ -437,7 +438,7 @@ function workerPids(master: number): Set<number> {
  */
 export async function setUpstream(deps: HostDeps, input: { service: string; servers: UpstreamServer[] }): Promise<{ servers: UpstreamServer[] }> {
   const { svc } = hostOf(deps, input.service);
-  if (!input.servers.length) throw ApplicationFailure.nonRetryable('an upstream needs at least one server', 'BadInput');
+  if (!input.servers.length) throw ApplicationFailure.nonRetryable('an upstream needs at least one server', FAILURES.BadInput);
   const n = svc.deploy.nginx;
   const file = n.upstreamFile;
   const tmp = `${file}.${randomBytes(4).toString('hex')}.tmp`;
@@ -448,16 +449,16 @@ export async function setUpstream(deps: HostDeps, input: { service: string; serv
   const test = await execa(n.binary, ['-t', '-q', ...nginxArgs(n)], { ...childEnv({}), reject: false, stdin: 'ignore', timeout: 30_000 });
   if (test.exitCode !== 0) {
     if (existsSync(backup)) renameSync(backup, file);
-    throw ApplicationFailure.nonRetryable(`nginx -t refused the new upstream of ${input.service}: ${String(test.stderr).trim().slice(-400)}`, 'NginxConfigInvalid');
+    throw ApplicationFailure.nonRetryable(`nginx -t refused the new upstream of ${input.service}: ${String(test.stderr).trim().slice(-400)}`, FAILURES.NginxConfigInvalid);
   }
   const master = masterPid(n);
   const before = master ? workerPids(master) : new Set<number>();
   const reload = await execa(n.binary, ['-s', 'reload', ...nginxArgs(n)], { ...childEnv({}), reject: false, stdin: 'ignore', timeout: 30_000 });
-  if (reload.exitCode !== 0) throw ApplicationFailure.retryable(`nginx -s reload failed: ${String(reload.stderr).trim().slice(-400)}`, 'NginxReloadFailed');
+  if (reload.exitCode !== 0) throw ApplicationFailure.retryable(`nginx -s reload failed: ${String(reload.stderr).trim().slice(-400)}`, FAILURES.NginxReloadFailed);
   if (master) {
     const deadline = Date.now() + 15_000;
     while (![...workerPids(master)].some((p) => !before.has(p))) {
-      if (Date.now() > deadline) throw ApplicationFailure.retryable('nginx did not start new workers within 15 s of the reload', 'NginxReloadFailed');
+      if (Date.now() > deadline) throw ApplicationFailure.retryable('nginx did not start new workers within 15 s of the reload', FAILURES.NginxReloadFailed);
       await sleep(20);
     }
   }

@@ -5,6 +5,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { type DockerHostConfig } from '../config/schema';
 import { redact } from '../config/secrets';
 import { DOCKER_ENV, childEnv } from './child-env';
+import { FAILURES } from '../workflows/failures';
 
 /**
  * The one Docker client: every docker CLI call of the product (activities and the local test/dev engine) goes
@@ -77,11 +78,11 @@ export async function docker(h: DockerEndpoint, args: string[], timeoutMs = 60_0
     return { exitCode: 0, stdout, stderr };
   } catch (err) {
     const e = err as NodeJS.ErrnoException & { killed?: boolean; signal?: string; stdout?: string; stderr?: string };
-    if (e.name === 'AbortError' || signal?.aborted) throw ApplicationFailure.retryable(`docker ${args[0]} cancelled`, 'Cancelled');
-    if (e.killed && e.signal === 'SIGKILL') throw ApplicationFailure.retryable(`docker ${args[0]} on ${label(h)} timed out after ${timeoutMs} ms`, 'DockerTimeout');
+    if (e.name === 'AbortError' || signal?.aborted) throw ApplicationFailure.retryable(`docker ${args[0]} cancelled`, FAILURES.Cancelled);
+    if (e.killed && e.signal === 'SIGKILL') throw ApplicationFailure.retryable(`docker ${args[0]} on ${label(h)} timed out after ${timeoutMs} ms`, FAILURES.DockerTimeout);
     if (typeof e.code === 'number') return { exitCode: e.code, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
     // Not an exit: the CLI is missing (ENOENT), its output too large, or it died of a signal.
-    throw ApplicationFailure.retryable(`docker ${args[0]} on ${label(h)} failed: ${redact(e.code ?? e.signal ?? e.message)}`, 'DockerCommandFailed');
+    throw ApplicationFailure.retryable(`docker ${args[0]} on ${label(h)} failed: ${redact(e.code ?? e.signal ?? e.message)}`, FAILURES.DockerCommandFailed);
   }
 }
 
@@ -93,7 +94,7 @@ export function stderrTail(stderr: string): string {
 /** Run `docker <args>` and return its stdout; a non-zero exit is a (retryable) DockerCommandFailed naming the host. */
 export async function dockerOk(h: DockerEndpoint, args: string[], timeoutMs?: number): Promise<string> {
   const r = await docker(h, args, timeoutMs);
-  if (r.exitCode !== 0) throw ApplicationFailure.retryable(`docker ${args[0]} on ${label(h)} failed: ${stderrTail(r.stderr)}`, 'DockerCommandFailed');
+  if (r.exitCode !== 0) throw ApplicationFailure.retryable(`docker ${args[0]} on ${label(h)} failed: ${stderrTail(r.stderr)}`, FAILURES.DockerCommandFailed);
   return r.stdout;
 }
 
@@ -110,7 +111,7 @@ const CONTAINER_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 
 function checkNames(names: string[]): string[] {
   const bad = names.filter((n) => !CONTAINER_NAME.test(n));
-  if (bad.length) throw ApplicationFailure.nonRetryable(`invalid container name(s): ${bad.map((n) => JSON.stringify(n)).join(', ')}`, 'BadInput');
+  if (bad.length) throw ApplicationFailure.nonRetryable(`invalid container name(s): ${bad.map((n) => JSON.stringify(n)).join(', ')}`, FAILURES.BadInput);
   return [...new Set(names)];
 }
 
@@ -127,7 +128,7 @@ export async function containerStates(host: DockerEndpoint | string, names: stri
   // Exit 1 with "No such container" for each missing one is an answer; anything else (daemon down...) is not.
   const errors = r.stderr.split('\n').filter((l) => l.trim() && !/No such (container|object)/i.test(l));
   if (r.exitCode !== 0 && (errors.length || !r.stderr.trim())) {
-    throw ApplicationFailure.retryable(`docker inspect on ${label(h)} failed: ${stderrTail(r.stderr)}`, 'DockerCommandFailed');
+    throw ApplicationFailure.retryable(`docker inspect on ${label(h)} failed: ${stderrTail(r.stderr)}`, FAILURES.DockerCommandFailed);
   }
   const found = r.stdout
     .split('\n')
@@ -147,7 +148,7 @@ function missingFailure(dockerHost: string, states: Record<string, ContainerStat
   if (!missing.length) return undefined;
   return ApplicationFailure.create({
     message: `container(s) not found on ${dockerHost}: ${missing.join(', ')}`,
-    type: 'ContainerMissing',
+    type: FAILURES.ContainerMissing,
     nonRetryable: true,
     details: [missing],
   });

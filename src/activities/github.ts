@@ -2,6 +2,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { Octokit } from '@octokit/rest';
 import sodium from 'libsodium-wrappers';
 import { redact } from '../config/secrets';
+import { FAILURES } from '../workflows/failures';
 
 /**
  * GitHub Actions repository secrets through the REST API: fetch the repository's public key
@@ -33,7 +34,7 @@ function githubFailure(err: unknown, what: string): ApplicationFailure {
   const status = (err as { status?: number }).status;
   const message = redact(`GitHub ${what} failed${status ? ` (HTTP ${status})` : ''}: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`);
   const retryable = status === undefined || status >= 500 || status === 429 || status === 408;
-  return ApplicationFailure.create({ message, type: 'GitHubRequestFailed', nonRetryable: !retryable });
+  return ApplicationFailure.create({ message, type: FAILURES.GitHubRequestFailed, nonRetryable: !retryable });
 }
 
 /** Set each secret (name → plain value) in the repository's Actions secrets. */

@@ -7,6 +7,8 @@ import type { Contact, PolicySnapshot } from '../workflows/incident-definitions'
 import { signAckLink } from './ack-link';
 import { sendEmailOnce } from './email';
 import { postSlackMessage, slackConfig, updateSlackMessage } from './slack';
+import { FAILURES } from '../workflows/failures';
+import { ACTIONS } from '../workflows/definitions';
 
 /**
  * One `notify` interface for every channel of an incident: email (nodemailer, with a signed acknowledge
@@ -117,8 +119,8 @@ function incidentBlocks(n: NotifyInput, state: 'open' | 'acknowledged' | 'resolv
     { type: 'section', text: { type: 'mrkdwn', text: [head, description, `\`${slackEscape(n.incident.id)}\``, status].filter(Boolean).join('\n') } },
   ];
   const buttons = [
-    ...(state === 'open' ? [{ type: 'button' as const, action_id: 'incident_ack', text: { type: 'plain_text' as const, text: 'Acknowledge' }, value: n.incident.id, style: 'primary' as const }] : []),
-    ...(state !== 'resolved' ? [{ type: 'button' as const, action_id: 'incident_resolve', text: { type: 'plain_text' as const, text: 'Resolve' }, value: n.incident.id }] : []),
+    ...(state === 'open' ? [{ type: 'button' as const, action_id: ACTIONS.incidentAck, text: { type: 'plain_text' as const, text: 'Acknowledge' }, value: n.incident.id, style: 'primary' as const }] : []),
+    ...(state !== 'resolved' ? [{ type: 'button' as const, action_id: ACTIONS.incidentResolve, text: { type: 'plain_text' as const, text: 'Resolve' }, value: n.incident.id }] : []),
   ];
   if (buttons.length) blocks.push({ type: 'actions', block_id: 'incident_actions', elements: buttons });
   return blocks;
@@ -194,7 +196,7 @@ async function notifySms(config: Config, n: NotifyInput): Promise<NotifyResult> 
   if (res.status < 200 || res.status >= 300) {
     const err = `SMS provider ${sms.apiUrl}: HTTP ${res.status} ${redact(res.text.slice(0, 200))}`;
     // 4xx (bad number, bad credentials) will not get better by retrying; 429 and 5xx may.
-    if (res.status >= 400 && res.status < 500 && res.status !== 429) throw ApplicationFailure.nonRetryable(err, 'SmsRejected');
+    if (res.status >= 400 && res.status < 500 && res.status !== 429) throw ApplicationFailure.nonRetryable(err, FAILURES.SmsRejected);
     throw new Error(err);
   }
   let sid: string | undefined;
@@ -211,7 +213,7 @@ export function escalationPolicy(config: Config, input: { severity: Severity; po
   const e = config.escalation;
   const name = input.policy ?? e.severities[input.severity] ?? (input.severity in e.policies ? input.severity : undefined);
   if (input.policy && !e.policies[input.policy]) {
-    throw ApplicationFailure.nonRetryable(`policy: unknown escalation policy "${input.policy}" (known: ${Object.keys(e.policies).join(', ') || 'none'})`, 'PolicyError');
+    throw ApplicationFailure.nonRetryable(`policy: unknown escalation policy "${input.policy}" (known: ${Object.keys(e.policies).join(', ') || 'none'})`, FAILURES.PolicyError);
   }
   const policy = (name && e.policies[name]) || DEFAULT_POLICIES[input.severity];
   const people: Record<string, Contact> = {};

@@ -18,12 +18,13 @@ import {
   targetDir,
   writeFileAtomic,
 } from './storage';
+import { FAILURES } from '../workflows/failures';
 
 export function findDatabase(config: Config, name: string): { db: DatabaseTarget; field: string } {
   const i = config.targets.databases.findIndex((d) => d.name === name);
   const db = config.targets.databases[i];
   if (!db) {
-    throw ApplicationFailure.nonRetryable(`unknown database target "${name}" (not in targets.databases)`, 'UnknownTarget');
+    throw ApplicationFailure.nonRetryable(`unknown database target "${name}" (not in targets.databases)`, FAILURES.UnknownTarget);
   }
   return { db, field: `targets.databases[${i}]` };
 }
@@ -105,7 +106,7 @@ export async function dumpPostgres(config: Config, input: DumpPostgresInput): Pr
     // A database that does not exist is a config error: retrying for minutes only delays the alert.
     // Authentication failures stay retryable: a secret rotation may be switching credentials right now.
     if ((err as { code?: string }).code === '3D000') {
-      throw ApplicationFailure.nonRetryable(`${field}.database: ${redact((err as Error).message)}`, 'DatabaseMissing');
+      throw ApplicationFailure.nonRetryable(`${field}.database: ${redact((err as Error).message)}`, FAILURES.DatabaseMissing);
     }
     throw err;
   });
@@ -126,7 +127,7 @@ export async function dumpPostgres(config: Config, input: DumpPostgresInput): Pr
     if (result.isCanceled) throw ctx.cancellationSignal.reason ?? new Error('cancelled');
     throw ApplicationFailure.retryable(
       `pg_dump of ${db.name} failed (exit ${result.exitCode ?? result.signal}): ${redact(String(result.stderr)).trim().slice(-500)}`,
-      'PgDumpFailed',
+      FAILURES.PgDumpFailed,
     );
   }
 

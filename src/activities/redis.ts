@@ -19,11 +19,12 @@ import {
   targetDir,
   writeFileAtomic,
 } from './storage';
+import { FAILURES } from '../workflows/failures';
 
 export function findRedis(config: Config, name: string): { target: RedisTarget; field: string } {
   const i = config.targets.redis.findIndex((r) => r.name === name);
   const target = config.targets.redis[i];
-  if (!target) throw ApplicationFailure.nonRetryable(`unknown redis target "${name}" (not in targets.redis)`, 'UnknownTarget');
+  if (!target) throw ApplicationFailure.nonRetryable(`unknown redis target "${name}" (not in targets.redis)`, FAILURES.UnknownTarget);
   return { target, field: `targets.redis[${i}]` };
 }
 
@@ -91,14 +92,14 @@ export async function snapshotRedis(config: Config, input: SnapshotRedisInput): 
       const info = await persistence();
       if (infoField(info, 'rdb_bgsave_in_progress') === '1') continue;
       if (infoField(info, 'rdb_last_bgsave_status') !== 'ok') {
-        throw ApplicationFailure.retryable(`BGSAVE on ${target.name} failed (rdb_last_bgsave_status=${infoField(info, 'rdb_last_bgsave_status')})`, 'RedisSaveFailed');
+        throw ApplicationFailure.retryable(`BGSAVE on ${target.name} failed (rdb_last_bgsave_status=${infoField(info, 'rdb_last_bgsave_status')})`, FAILURES.RedisSaveFailed);
       }
       if ((await saves()) > before) break;
     }
     const serverVersion = infoField(await redis.info('server'), 'redis_version') ?? 'unknown';
     const dataDir = target.dataDir ?? ((await redis.config('GET', 'dir')) as string[])[1];
     const dbfilename = ((await redis.config('GET', 'dbfilename')) as string[])[1] ?? 'dump.rdb';
-    if (!dataDir) throw ApplicationFailure.nonRetryable(`${field}.dataDir: cannot tell where ${target.name} writes its RDB file`, 'RedisDataDir');
+    if (!dataDir) throw ApplicationFailure.nonRetryable(`${field}.dataDir: cannot tell where ${target.name} writes its RDB file`, FAILURES.RedisDataDir);
 
     // Redis replaces dump.rdb by rename, so the copy reads one complete snapshot even if another save lands.
     const partial = path.join(dir, `.${input.backupId}.attempt${ctx.info.attempt}.partial`);

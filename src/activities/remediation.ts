@@ -3,6 +3,7 @@ import { type Config, durationMs } from '../config/schema';
 import { LABEL } from './deploy';
 import { probeHttp } from './http-probe';
 import { type DockerEndpoint, dockerOk, endpointFor } from './docker';
+import { FAILURES } from '../workflows/failures';
 
 /** RB-03 steps on a service's containers (docker CLI, DOCKER_HOST per host, argument arrays). */
 
@@ -24,7 +25,7 @@ export interface RemediationPlan {
  */
 export async function remediationPlan(config: Config, input: { service: string }): Promise<RemediationPlan> {
   const svc = config.targets.services.find((s) => s.name === input.service);
-  if (!svc) throw ApplicationFailure.nonRetryable(`service: unknown service "${input.service}" (not in targets.services)`, 'BadInput');
+  if (!svc) throw ApplicationFailure.nonRetryable(`service: unknown service "${input.service}" (not in targets.services)`, FAILURES.BadInput);
   const host = config.targets.dockerHosts.find((h) => h.name === svc.host)!;
   const r = config.remediation.services[svc.name] ?? { restart: 'auto' as const, scaleOut: 'approval' as const, scaleTo: 3, cpuThreshold: 80 };
   const containers = svc.containers.length || !svc.deploy

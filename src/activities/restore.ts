@@ -10,6 +10,7 @@ import { findDatabase, libpqEnv, pgBin, withPgClient } from './postgres';
 import { PG_ENV, childEnv, runHeartbeated } from './process';
 import { listBackups, sha256File, targetDir } from './storage';
 import { probeHttp } from './http-probe';
+import { FAILURES } from '../workflows/failures';
 
 /**
  * RB-01 restore, the PostgreSQL side. The restored copy is built ASIDE (`<db>__restore_<id>`), verified, and
@@ -86,7 +87,7 @@ function assertNotProduction(db: DatabaseTarget, name: string, action: string): 
     throw ApplicationFailure.nonRetryable(
       `refusing to ${action} "${name}": ${Buffer.byteLength(name) > MAX_IDENT_BYTES ? `longer than ${MAX_IDENT_BYTES} bytes, PostgreSQL would cut it` : 'it is the production database'}` +
         ` (${db.name}: ${db.database})`,
-      'RefusedDrop',
+      FAILURES.RefusedDrop,
     );
   }
 }
@@ -101,7 +102,7 @@ function quoteIdent(name: string): string {
 // Idempotent: reads the config and the backup folder, changes nothing.
 export async function planRestore(config: Config, input: PlanRestoreInput): Promise<RestorePlan> {
   const { db } = findDatabase(config, input.target);
-  if (!/^[a-z0-9]{4,16}$/.test(input.restoreId)) throw ApplicationFailure.nonRetryable(`bad restore id "${input.restoreId}"`, 'BadInput');
+  if (!/^[a-z0-9]{4,16}$/.test(input.restoreId)) throw ApplicationFailure.nonRetryable(`bad restore id "${input.restoreId}"`, FAILURES.BadInput);
   const listing = await listBackups(targetDir(config.backups.root, db.name));
   const candidates = listing.valid.filter((b) => b.manifest.kind === 'postgres');
   // "latest" is the newest real backup: a restore's safety snapshot holds the state that was being replaced.
@@ -113,14 +114,14 @@ export async function planRestore(config: Config, input: PlanRestoreInput): Prom
       input.backup === 'latest'
         ? `no valid backup of ${db.name} in ${targetDir(config.backups.root, db.name)}`
         : `backup "${input.backup}" of ${db.name} not found (newest: ${known.join(', ') || 'none'})`,
-      'BackupNotFound',
+      FAILURES.BackupNotFound,
     );
   }
   const m = chosen.manifest;
   const services = db.services.map((name): ServicePlan => {
     const svc = config.targets.services.find((s) => s.name === name);
     const host = config.targets.dockerHosts.find((h) => h.name === svc?.host);
-    if (!svc || !host) throw ApplicationFailure.nonRetryable(`service "${name}" of ${db.name} is not configured`, 'UnknownTarget');
+    if (!svc || !host) throw ApplicationFailure.nonRetryable(`service "${name}" of ${db.name} is not configured`, FAILURES.UnknownTarget);
     return { name, dockerHost: host.dockerHost, containers: svc.containers, healthUrl: svc.healthUrl };
   });
   const verify = input.purpose === 'verify';
@@ -155,17 +156,17 @@ function backupPath(config: Config, plan: RestorePlan): string {
 export async function validateBackup(config: Config, plan: RestorePlan): Promise<{ sha256: string; entries: number }> {
   const file = backupPath(config, plan);
   const sha256 = await sha256File(file).catch((err: NodeJS.ErrnoException) => {
-    throw ApplicationFailure.nonRetryable(`backup ${plan.backup.id}: cannot read ${file} (${err.code ?? err.message})`, 'BackupInvalid');
+    throw ApplicationFailure.nonRetryable(`backup ${plan.backup.id}: cannot read ${file} (${err.code ?? err.message})`, FAILURES.BackupInvalid);
   });
   if (sha256 !== plan.backup.sha256) {
     throw ApplicationFailure.nonRetryable(
       `backup ${plan.backup.id} is corrupt: sha256 ${sha256.slice(0, 16)}… does not match its manifest (${plan.backup.sha256.slice(0, 16)}…)`,
-      'BackupInvalid',
+      FAILURES.BackupInvalid,
     );
   }
   const list = await execa(pgBin(config, 'pg_restore'), ['--list', file], { ...childEnv({}, PG_ENV), reject: false });
   if (list.failed) {
-    throw ApplicationFailure.nonRetryable(`backup ${plan.backup.id}: pg_restore --list failed: ${String(list.stderr).trim().slice(-300)}`, 'BackupInvalid');
+    throw ApplicationFailure.nonRetryable(`backup ${plan.backup.id}: pg_restore --list failed: ${String(list.stderr).trim().slice(-300)}`, FAILURES.BackupInvalid);
   }
   const entries = String(list.stdout)
     .split('\n')
@@ -223,7 +224,7 @@ export async function restoreAside(config: Config, plan: RestorePlan): Promise<{
   if (result.failed) {
     throw ApplicationFailure.retryable(
       `pg_restore into ${plan.asideDb} failed (exit ${result.exitCode ?? result.signal}): ${redact(String(result.stderr)).trim().slice(-500)}`,
-      'PgRestoreFailed',
+      FAILURES.PgRestoreFailed,
     );
   }
   const durationMs = Date.now() - started;
@@ -288,7 +289,7 @@ export async function verifyRestoredCopy(config: Config, plan: RestorePlan): Pro
   if (failed.length) {
     throw ApplicationFailure.nonRetryable(
       `restored copy ${plan.asideDb} failed ${failed.length} check(s): ${failed.map((f) => `${f.check} (${f.detail})`).join('; ')}`,
-      'VerificationFailed',
+      FAILURES.VerificationFailed,
       results,
     );
   }
@@ -320,7 +321,7 @@ async function quiesce(c: pg.Client, names: string[]): Promise<number> {
       throw ApplicationFailure.nonRetryable(
         `cannot keep sessions out of ${names.join(', ')} to rename them: ${redact((err as Error).message)}` +
           ' (the target user must own the databases and be allowed to end the sessions on them: a superuser, or a member of pg_signal_backend when no superuser is connected)',
-        'QuiesceRefused',
+        FAILURES.QuiesceRefused,
       );
     }
     throw err;
@@ -344,7 +345,7 @@ export async function swapDatabases(config: Config, plan: RestorePlan): Promise<
       return { state: 'already swapped', terminatedSessions: 0 };
     }
     if (!(has.has(plan.database) && has.has(plan.asideDb) && !has.has(plan.oldDb))) {
-      throw ApplicationFailure.nonRetryable(`cannot swap: unexpected databases present (${[...has].join(', ') || 'none'})`, 'SwapStateUnexpected');
+      throw ApplicationFailure.nonRetryable(`cannot swap: unexpected databases present (${[...has].join(', ') || 'none'})`, FAILURES.SwapStateUnexpected);
     }
     const terminated = await quiesce(c, [plan.database, plan.asideDb]);
     await c.query('BEGIN');
@@ -397,7 +398,7 @@ export async function swapBack(config: Config, plan: RestorePlan): Promise<{ sta
 // Idempotent: DROP ... IF EXISTS; refuses any name that is not one of the scratch names restores create.
 export async function dropScratchDatabase(config: Config, input: { target: string; database: string }): Promise<{ dropped: boolean }> {
   if (!SCRATCH.test(input.database)) {
-    throw ApplicationFailure.nonRetryable(`refusing to drop "${input.database}": not a database a restore created`, 'RefusedDrop');
+    throw ApplicationFailure.nonRetryable(`refusing to drop "${input.database}": not a database a restore created`, FAILURES.RefusedDrop);
   }
   return admin(config, input.target, async (c, db) => {
     assertNotProduction(db, input.database, 'drop');
@@ -418,7 +419,7 @@ export async function checkProductionHealth(config: Config, plan: RestorePlan): 
   }
   const failed = results.filter((r) => !r.ok);
   if (failed.length) {
-    throw ApplicationFailure.retryable(`health check failed: ${failed.map((f) => `${f.check} (${f.detail})`).join('; ')}`, 'HealthCheckFailed', results);
+    throw ApplicationFailure.retryable(`health check failed: ${failed.map((f) => `${f.check} (${f.detail})`).join('; ')}`, FAILURES.HealthCheckFailed, results);
   }
   return results;
 }

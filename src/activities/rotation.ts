@@ -12,6 +12,7 @@ import { applyEnvValues, parseEnv, previousEnvValues, restoreEnvFile, writeSecre
 import { putRepositorySecrets } from './github';
 import { findDatabase, withPgClient } from './postgres';
 import { findRedis, redisClient } from './redis';
+import { FAILURES, type FailureType } from '../workflows/failures';
 
 /**
  * RB-02 secret rotation, one secret set at a time. The new values are generated once, by `beginRotation`,
@@ -72,7 +73,7 @@ interface RotationState {
 
 function findSet(config: Config, name: string): SecretSet {
   const set = config.rotation.sets.find((s) => s.name === name);
-  if (!set) throw ApplicationFailure.nonRetryable(`unknown secret set "${name}" (not in rotation.sets)`, 'UnknownSecretSet');
+  if (!set) throw ApplicationFailure.nonRetryable(`unknown secret set "${name}" (not in rotation.sets)`, FAILURES.UnknownSecretSet);
   return set;
 }
 
@@ -88,7 +89,7 @@ function statePath(config: Config, set: string): string {
 
 function codecOf(config: Config): { current: CodecKey; key(id: string): CodecKey } {
   const codec = encryptionCodec(config);
-  if (!codec) throw ApplicationFailure.nonRetryable('temporal.encryption is required for secret rotation', 'ConfigError');
+  if (!codec) throw ApplicationFailure.nonRetryable('temporal.encryption is required for secret rotation', FAILURES.ConfigError);
   return codec;
 }
 
@@ -117,7 +118,7 @@ async function writeState(config: Config, state: RotationState): Promise<void> {
 async function stateOf(config: Config, ref: RotationRef): Promise<RotationState> {
   const state = await readState(config, ref.set);
   if (!state || state.rotationId !== ref.rotationId) {
-    throw ApplicationFailure.nonRetryable(`no rotation ${ref.rotationId} in progress for secret set "${ref.set}"`, 'RotationNotFound');
+    throw ApplicationFailure.nonRetryable(`no rotation ${ref.rotationId} in progress for secret set "${ref.set}"`, FAILURES.RotationNotFound);
   }
   return state;
 }
@@ -172,11 +173,11 @@ async function planPostgres(config: Config, set: SecretSet): Promise<{ oldRole?:
   const rows = await pgAdmin(config, set, async (c) => (await c.query<{ rolname: string; rolcanlogin: boolean }>('SELECT rolname, rolcanlogin FROM pg_roles WHERE rolname = ANY($1)', [[a, b]])).rows);
   const missing = [a, b].filter((r) => !rows.some((row) => row.rolname === r));
   if (missing.length) {
-    throw ApplicationFailure.nonRetryable(`secret set "${set.name}": role(s) ${missing.join(', ')} do not exist (create both login roles first, see README)`, 'RoleMissing');
+    throw ApplicationFailure.nonRetryable(`secret set "${set.name}": role(s) ${missing.join(', ')} do not exist (create both login roles first, see README)`, FAILURES.RoleMissing);
   }
   const canLogin = rows.filter((r) => r.rolcanlogin).map((r) => r.rolname);
   if (canLogin.length === 2) {
-    throw ApplicationFailure.nonRetryable(`secret set "${set.name}": both ${a} and ${b} can log in; make the one no consumer uses NOLOGIN first`, 'RolesAmbiguous');
+    throw ApplicationFailure.nonRetryable(`secret set "${set.name}": both ${a} and ${b} can log in; make the one no consumer uses NOLOGIN first`, FAILURES.RolesAmbiguous);
   }
   const oldRole = canLogin[0];
   return { oldRole, newRole: oldRole === a ? b : a };
@@ -268,7 +269,7 @@ async function writeJwks(file: string, keys: Jwk[]): Promise<void> {
 
 // --- the steps -----------------------------------------------------------------------------------------
 
-function failWith(err: unknown, what: string, type: string): never {
+function failWith(err: unknown, what: string, type: FailureType): never {
   throw ApplicationFailure.create({ message: redact(`${what}: ${err instanceof Error ? err.message : String(err)}`), type, nonRetryable: false });
 }
 
@@ -283,7 +284,7 @@ export async function beginRotation(config: Config, input: RotationRef & { workf
     if (existing.rotationId === input.rotationId) return existing.plan;
     throw ApplicationFailure.nonRetryable(
       `secret set "${input.set}" is being rotated by ${existing.workflowId} (rotation ${existing.rotationId}, since ${existing.startedAt}); one rotation per set at a time`,
-      'RotationInProgress',
+      FAILURES.RotationInProgress,
     );
   }
   const kind = kindOf(set);
@@ -306,7 +307,7 @@ export async function beginRotation(config: Config, input: RotationRef & { workf
     state.values = { user: roles.newRole, password: generateSecret() };
   } else if (kind === 'redis') {
     const hashes = await withRedisAdmin(config, set, (r) => redisPasswordHashes(r, set.redis!.user));
-    if (!hashes) throw ApplicationFailure.nonRetryable(`secret set "${set.name}": Redis ACL user "${set.redis!.user}" does not exist`, 'UserMissing');
+    if (!hashes) throw ApplicationFailure.nonRetryable(`secret set "${set.name}": Redis ACL user "${set.redis!.user}" does not exist`, FAILURES.UserMissing);
     state.redisOldHashes = hashes;
     state.values = { user: set.redis!.user, password: generateSecret() };
   } else {
@@ -335,7 +336,7 @@ export async function applyNewCredential(config: Config, ref: RotationRef): Prom
     }
   } catch (err) {
     if (err instanceof ApplicationFailure) throw err;
-    failWith(err, `adding the new ${plan.kind} credential of "${ref.set}"`, 'ApplyFailed');
+    failWith(err, `adding the new ${plan.kind} credential of "${ref.set}"`, FAILURES.ApplyFailed);
   }
 }
 
@@ -348,7 +349,7 @@ export async function verifyNewCredential(config: Config, ref: RotationRef): Pro
     else if (plan.kind === 'redis') await redisLogin(config, set, values.password!);
     else if ((await readJwks(set.jwt!.jwksFile))[0]?.kid !== plan.newKid) throw new Error(`${plan.newKid} is not the first key of ${set.jwt!.jwksFile}`);
   } catch (err) {
-    failWith(err, `the new ${plan.kind} credential of "${ref.set}" does not work`, 'VerifyFailed');
+    failWith(err, `the new ${plan.kind} credential of "${ref.set}" does not work`, FAILURES.VerifyFailed);
   }
 }
 
@@ -382,7 +383,7 @@ export async function restoreEnvFiles(config: Config, ref: RotationRef): Promise
     }
   }
   if (notRestored.length) {
-    throw ApplicationFailure.create({ message: redact(`.env file(s) not restored: ${reasons.join(', ')}`), type: 'EnvRestoreFailed', details: [{ notRestored }] });
+    throw ApplicationFailure.create({ message: redact(`.env file(s) not restored: ${reasons.join(', ')}`), type: FAILURES.EnvRestoreFailed, details: [{ notRestored }] });
   }
   return restored;
 }
@@ -424,14 +425,14 @@ export async function restoreGithubSecrets(config: Config, ref: RotationRef): Pr
     try {
       restored.push(...(await putRepositorySecrets(githubTarget(config, set), { [secret]: previous[name]! })));
     } catch (err) {
-      failures.push(err instanceof ApplicationFailure ? err : ApplicationFailure.create({ message: redact(String(err)), type: 'GitHubRequestFailed' }));
+      failures.push(err instanceof ApplicationFailure ? err : ApplicationFailure.create({ message: redact(String(err)), type: FAILURES.GitHubRequestFailed }));
     }
   }
   if (failures.length) {
     const notRestored = Object.values(set.github.secrets).filter((s) => !restored.includes(s));
     throw ApplicationFailure.create({
       message: failures.map((f) => f.message).join('; '),
-      type: 'GitHubRestoreFailed',
+      type: FAILURES.GitHubRestoreFailed,
       nonRetryable: failures.every((f) => f.nonRetryable),
       details: [{ notRestored }],
     });
@@ -502,7 +503,7 @@ export async function verifyOldRetired(config: Config, ref: RotationRef): Promis
     const stale = kids.filter((k) => plan.oldKids?.includes(k));
     if (stale.length) problem = `old key(s) ${stale.join(', ')} still in ${set.jwt!.jwksFile}`;
   }
-  if (problem) throw ApplicationFailure.retryable(`secret set "${ref.set}": ${problem}`, 'OldCredentialStillValid');
+  if (problem) throw ApplicationFailure.retryable(`secret set "${ref.set}": ${problem}`, FAILURES.OldCredentialStillValid);
 }
 
 /** Undo applyNewCredential (rollback): the new credential stops working. Idempotent. */

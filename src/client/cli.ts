@@ -14,7 +14,7 @@ import { InputError, type RunbookDefinition, findRunbook, parseRunbookInput, run
 import { ENVIRONMENT, RUNBOOK_NAME, RUNBOOK_STATUS, RUNBOOK_TARGET, SEARCH_ATTRIBUTES, TRIGGERED_BY } from '../config/temporal';
 import { checkSecrets, redact } from '../config/secrets';
 import { listBackups, targetDir } from '../activities/storage';
-import { type RunbookStatus, approveUpdate, rejectUpdate, stepDecisionUpdate } from '../workflows/definitions';
+import { type RunbookStatus, approveUpdate, rejectUpdate, rollbackUpdate, statusQuery, stepDecisionUpdate } from '../workflows/definitions';
 import { acknowledgeUpdate, resolveUpdate } from '../workflows/incident-definitions';
 import { UnreachableError, connectClient } from './connection';
 import { desiredSchedules, syncSchedules } from './schedules';
@@ -169,7 +169,7 @@ export function buildProgram(): Command {
     let status: RunbookStatus | undefined;
     let statusError: string | undefined;
     try {
-      status = await handle.query<RunbookStatus>('status');
+      status = await handle.query(statusQuery);
     } catch (err) {
       statusError = `status query not answered: ${(err as Error).message}`;
     }
@@ -261,10 +261,9 @@ export function buildProgram(): Command {
     .action(async (workflowId: string, o: { by: string; reason?: string }) => {
       const cfg = config();
       await withClient(cfg, async (client) => {
-        // By name: the CLI does not load workflow code (src/workflows/deploy.ts defines the same 'rollback').
         const r = await client.workflow
           .getHandle(workflowId)
-          .executeUpdate<{ accepted: true; by: string }, [{ by: string; reason?: string }]>('rollback', { args: [{ by: o.by, reason: o.reason }] })
+          .executeUpdate(rollbackUpdate, { args: [{ by: o.by, reason: o.reason }] })
           .catch(refusalAsInput('rollback'));
         out(globals(), `rollback of ${workflowId} requested by ${r.by}`, { workflowId, ...r });
       });

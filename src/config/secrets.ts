@@ -1,11 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { type Config, type SecretRef } from './schema';
+import { FAILURES } from '../workflows/failures';
 
 /** A secret reference that cannot be resolved. The message names the field and the reference, never a value. */
 export class SecretError extends Error {
   constructor(message: string) {
     super(message);
-    this.name = 'SecretError';
+    this.name = FAILURES.SecretError; // its failure type: the backup's dumps do not retry it
   }
 }
 

@@ -1,4 +1,5 @@
 import { ActivityCancellationType, type ActivityOptions } from '@temporalio/workflow';
+import { NON_RETRYABLE } from './failures';
 
 /** Steps that answer in seconds. They heartbeat while they run, so a dead worker is noticed in 10 s. */
 export const QUICK: ActivityOptions = {
@@ -15,5 +16,5 @@ export const LONG: ActivityOptions = {
   startToCloseTimeout: '12 hours',
   heartbeatTimeout: '15 seconds',
   cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-  retry: { initialInterval: '5 seconds', maximumInterval: '1 minute', maximumAttempts: 5, nonRetryableErrorTypes: ['DatabaseMissing'] },
+  retry: { initialInterval: '5 seconds', maximumInterval: '1 minute', maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE.long },
 };

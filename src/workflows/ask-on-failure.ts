@@ -3,6 +3,7 @@ import { ActivityFailure, ApplicationFailure, condition, isCancellation, setHand
 import { type StepAnswer, type StepDecision, type StepDecisionRecord, type StepQuestion, stepDecisionUpdate } from './definitions';
 import { type ChatThread } from './chat';
 import { type Progress, errorMessage } from './progress';
+import { FAILURES } from './failures';
 
 export interface AskOptions<T> {
   /** Offer "skip": the value the step stands for when skipped. Leave out where skipping is unsafe. */
@@ -66,7 +67,7 @@ export class AskOnFailure {
         const d = await this.ask(step, err, opts);
         if (d.answer === 'retry') continue;
         if (d.answer === 'skip' && opts.skip) return opts.skip();
-        throw ApplicationFailure.nonRetryable(`${step} failed: ${errorMessage(err)} (aborted by ${d.by})`, 'StepAborted');
+        throw ApplicationFailure.nonRetryable(`${step} failed: ${errorMessage(err)} (aborted by ${d.by})`, FAILURES.StepAborted);
       }
     }
   }

@@ -5,6 +5,7 @@ import { QUICK } from './activity-options';
 import { Progress, errorMessage } from './progress';
 import { AskOnFailure } from './ask-on-failure';
 import { ChatThread } from './chat';
+import { NON_RETRYABLE } from './failures';
 
 /** How long a failed prune or notification waits for an answer before it is skipped (the backup itself is done). */
 const ANSWER_WITHIN_MS = 3_600_000;
@@ -20,7 +21,7 @@ const { dumpPostgres, snapshotRedis } = proxyActivities<RunbookActivities>({
     backoffCoefficient: 2,
     maximumInterval: '5 minutes',
     maximumAttempts: 6,
-    nonRetryableErrorTypes: ['UnknownTarget', 'SecretError', 'RedisDataDir', 'DatabaseMissing'],
+    nonRetryableErrorTypes: NON_RETRYABLE.backup,
   },
 });
 

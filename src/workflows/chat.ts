@@ -1,6 +1,6 @@
 import { patched, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { RunbookActivities, SlackPostInput } from '../activities';
-import { type ChatMemo, type RunbookStatus, type StepAnswer } from './definitions';
+import { ACTIONS, type ChatMemo, type RunbookStatus, type StepAnswer } from './definitions';
 import { type ProgressReporter } from './progress';
 
 type Blocks = NonNullable<SlackPostInput['blocks']>;
@@ -19,15 +19,6 @@ export const CHAT_IN_BACKGROUND = 'chat-progress-in-background';
 
 /** After a failed progress post, how long reports are skipped (the final one is always tried). */
 const CHAT_RETRY_MS = 10_000;
-
-/** Button action ids the ChatOps service handles (src/client/chatops). */
-export const ACTIONS = {
-  approve: 'runbook_approve',
-  reject: 'runbook_reject',
-  retry: 'runbook_retry',
-  skip: 'runbook_skip',
-  abort: 'runbook_abort',
-} as const;
 
 const MARK: Record<string, string> = { running: '⏳', completed: '✅', failed: '❌', skipped: '⏭️' };
 

@@ -69,6 +69,29 @@ export interface StepDecisionRecord extends StepDecision {
 
 export const stepDecisionUpdate = defineUpdate<StepDecisionRecord, [StepDecision]>('stepDecision');
 
+export interface RollbackRequest {
+  by: string;
+  reason?: string;
+}
+
+/** Ask a running deploy to roll back at its next gate (a canary watch checks every few seconds). */
+export const rollbackUpdate = defineUpdate<{ accepted: true; by: string }, [RollbackRequest]>('rollback');
+
+/**
+ * Slack button action ids: the workflows and activities put them on buttons, the ChatOps service (src/client/chatops)
+ * handles them. Messages already posted carry them: never rename one.
+ */
+export const ACTIONS = {
+  approve: 'runbook_approve',
+  reject: 'runbook_reject',
+  retry: 'runbook_retry',
+  skip: 'runbook_skip',
+  abort: 'runbook_abort',
+  /** Incident buttons (value: the incident's workflow id): the `acknowledge` / `resolve` Updates. */
+  incidentAck: 'incident_ack',
+  incidentResolve: 'incident_resolve',
+} as const satisfies Record<StepAnswer | 'approve' | 'reject' | 'incidentAck' | 'incidentResolve', string>;
+
 /**
  * Where a run started from chat reports (the workflow memo `chat`): its progress message in `channel`, questions
  * and approvals in that message's thread. Runs without it (CLI, schedules) report nowhere but the status query.

@@ -1,7 +1,6 @@
 import {
   ApplicationFailure,
   CancellationScope,
-  defineUpdate,
   executeChild,
   isCancellation,
   proxyActivities,
@@ -12,20 +11,14 @@ import type { DeploySettings, Instance, RunbookActivities } from '../activities'
 import type { DeployInput, ScaleInput } from '../config/runbooks';
 import { DURATION_HINT, parseDuration } from '../config/duration';
 import { QUICK } from './activity-options';
-import { type RunbookStatus, statusQuery } from './definitions';
+import { type RollbackRequest, type RunbookStatus, rollbackUpdate, statusQuery } from './definitions';
 import { Fleet } from './fleet';
 import { countEvent } from './observe';
 import { Progress, errorMessage } from './progress';
+import { FAILURES } from './failures';
+import { backup } from './backup';
 
 const main = proxyActivities<RunbookActivities>(QUICK);
-
-export interface RollbackRequest {
-  by: string;
-  reason?: string;
-}
-
-/** Ask a running deploy to roll back at its next gate (a canary watch checks every few seconds). */
-export const rollbackUpdate = defineUpdate<{ accepted: true; by: string }, [RollbackRequest]>('rollback');
 
 export interface DeployStatus extends RunbookStatus {
   service: string;
@@ -43,7 +36,7 @@ export type DeployResult =
 /** A duration parameter (the input schema has checked it): the one parser, its refusal a BadInput naming the field. */
 function parseMs(text: string, field: string): number {
   const ms = parseDuration(text);
-  if (ms === undefined) throw ApplicationFailure.nonRetryable(`${field}: ${DURATION_HINT} (got ${JSON.stringify(text)})`, 'BadInput');
+  if (ms === undefined) throw ApplicationFailure.nonRetryable(`${field}: ${DURATION_HINT} (got ${JSON.stringify(text)})`, FAILURES.BadInput);
   return ms;
 }
 
@@ -96,7 +89,7 @@ export async function deploy(input: DeployInput): Promise<DeployResult> {
   );
   const checkRollback = (): void => {
     if (rollbackRequest) {
-      throw ApplicationFailure.nonRetryable(`rollback requested by ${rollbackRequest.by}${rollbackRequest.reason ? `: ${rollbackRequest.reason}` : ''}`, 'RollbackRequested');
+      throw ApplicationFailure.nonRetryable(`rollback requested by ${rollbackRequest.by}${rollbackRequest.reason ? `: ${rollbackRequest.reason}` : ''}`, FAILURES.RollbackRequested);
     }
   };
 
@@ -125,7 +118,7 @@ export async function deploy(input: DeployInput): Promise<DeployResult> {
   if (input.backup) {
     for (const db of settings.databases) {
       await progress.step(`backup ${db}`, () =>
-        executeChild('backup', { workflowId: `backup/${db}/pre-deploy-${input.service}-${deployId}`, args: [{ target: db, kind: 'postgres', prune: false, reason: `before deploying ${input.image}` }] }),
+        executeChild(backup, { workflowId: `backup/${db}/pre-deploy-${input.service}-${deployId}`, args: [{ target: db, kind: 'postgres', prune: false, reason: `before deploying ${input.image}` }] }),
       );
       backups.push(db);
     }
@@ -174,9 +167,9 @@ export async function deploy(input: DeployInput): Promise<DeployResult> {
               elapsed += chunk;
               const errorPercent = requests ? (100 * errors) / requests : 100;
               if (errorPercent > input.maxErrorPercent) {
-                throw ApplicationFailure.nonRetryable(`canary error rate ${errorPercent.toFixed(1)} % > ${input.maxErrorPercent} % (${errors}/${requests})`, 'CanaryFailed');
+                throw ApplicationFailure.nonRetryable(`canary error rate ${errorPercent.toFixed(1)} % > ${input.maxErrorPercent} % (${errors}/${requests})`, FAILURES.CanaryFailed);
               }
-              if (p95 > input.maxP95Ms) throw ApplicationFailure.nonRetryable(`canary p95 latency ${p95} ms > ${input.maxP95Ms} ms`, 'CanaryFailed');
+              if (p95 > input.maxP95Ms) throw ApplicationFailure.nonRetryable(`canary p95 latency ${p95} ms > ${input.maxP95Ms} ms`, FAILURES.CanaryFailed);
             }
             checkRollback();
           },
@@ -212,7 +205,7 @@ export async function deploy(input: DeployInput): Promise<DeployResult> {
       ),
     );
     if (isCancellation(err)) throw err;
-    throw ApplicationFailure.nonRetryable(`deploy of ${input.image} failed (${reason}); ${rolledBack}`, 'DeployFailed');
+    throw ApplicationFailure.nonRetryable(`deploy of ${input.image} failed (${reason}); ${rolledBack}`, FAILURES.DeployFailed);
   }
   finished = true;
   await f.pruneImages(input.image, from);
@@ -245,8 +238,8 @@ export async function scale(input: ScaleInput): Promise<DeployResult> {
     await progress.step('inspect', () => f.refresh(), () => `${f.serving().length} serving`);
     const serving = f.serving();
     const versions = f.currentVersions();
-    if (!serving.length) throw ApplicationFailure.nonRetryable(`${input.service} has no instance in service: deploy it first`, 'NothingDeployed');
-    if (versions.length > 1) throw ApplicationFailure.nonRetryable(`${input.service} serves several versions (${versions.join(', ')}): deploy one first`, 'MixedVersions');
+    if (!serving.length) throw ApplicationFailure.nonRetryable(`${input.service} has no instance in service: deploy it first`, FAILURES.NothingDeployed);
+    if (versions.length > 1) throw ApplicationFailure.nonRetryable(`${input.service} serves several versions (${versions.join(', ')}): deploy one first`, FAILURES.MixedVersions);
     const version = versions[0]!;
     if (input.instances > serving.length) {
       const added = await f.startGated(version, input.instances - serving.length, settings.health);

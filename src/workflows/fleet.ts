@@ -1,6 +1,7 @@
 import { ApplicationFailure, proxyActivities, sleep } from '@temporalio/workflow';
 import type { DeploySettings, DockerHostActivities, Instance, UpstreamServer } from '../activities';
 import type { Progress } from './progress';
+import { FAILURES, NON_RETRYABLE } from './failures';
 
 /**
  * A service's instances on its docker host and the nginx upstream in front of them, as the deploy and scale
@@ -26,13 +27,13 @@ export class Fleet {
       taskQueue: settings.taskQueue,
       startToCloseTimeout: '5 minutes',
       heartbeatTimeout: '6 seconds',
-      retry: { initialInterval: '1 second', maximumInterval: '10 seconds', maximumAttempts: 20, nonRetryableErrorTypes: ['WrongHost', 'UnknownTarget', 'BadInput', 'ImageMissing', 'PortTaken', 'NginxConfigInvalid'] },
+      retry: { initialInterval: '1 second', maximumInterval: '10 seconds', maximumAttempts: 20, nonRetryableErrorTypes: NON_RETRYABLE.fleetStep },
     });
     this.gate = proxyActivities<DockerHostActivities>({
       taskQueue: settings.taskQueue,
       startToCloseTimeout: `${Math.ceil(settings.health.timeoutMs / 1000) + 120} seconds`,
       heartbeatTimeout: '6 seconds',
-      retry: { initialInterval: '1 second', maximumInterval: '10 seconds', maximumAttempts: 20, nonRetryableErrorTypes: ['HealthGateFailed', 'WrongHost'] },
+      retry: { initialInterval: '1 second', maximumInterval: '10 seconds', maximumAttempts: 20, nonRetryableErrorTypes: NON_RETRYABLE.healthGate },
     });
   }
 
@@ -62,7 +63,7 @@ export class Fleet {
     for (let p = this.settings.ports.from; p <= this.settings.ports.to; p++) if (!taken.has(p)) return p;
     throw ApplicationFailure.nonRetryable(
       `no free port for ${this.service} in ${this.settings.ports.from}-${this.settings.ports.to} (a rolling deploy needs one spare, blue-green one per instance)`,
-      'NoFreePort',
+      FAILURES.NoFreePort,
     );
   }
 

@@ -3,7 +3,7 @@ import type { NotifyChannel, Severity } from '../config/schema';
 
 /**
  * The incident workflow's contract, shared by the Alertmanager receiver, the acknowledge links, the CLI and
- * ChatOps (Slack buttons `incident_ack` / `incident_resolve` carry the workflow id `incident/<fingerprint>`).
+ * ChatOps (Slack buttons ACTIONS.incidentAck / incidentResolve of definitions.ts carry the workflow id `incident/<fingerprint>`).
  */
 
 export const INCIDENT_WORKFLOW = 'incident';

@@ -37,11 +37,12 @@ import {
 } from './incident-definitions';
 import { countEvent } from './observe';
 import { errorMessage } from './progress';
+import { NON_RETRYABLE } from './failures';
 
 // Reads the config only: answers in milliseconds, so a lost attempt is retried after 10 s, not minutes.
 const POLICY_LOOKUP: LocalActivityOptions = {
   startToCloseTimeout: '10 seconds',
-  retry: { initialInterval: '2 seconds', maximumInterval: '30 seconds', maximumAttempts: 5, nonRetryableErrorTypes: ['PolicyError'] },
+  retry: { initialInterval: '2 seconds', maximumInterval: '30 seconds', maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE.policyLookup },
 };
 const quick = proxyActivities<RunbookActivities>(POLICY_LOOKUP);
 // The same lookup as a local activity: no trip through the task queue, so each incident of a burst costs one

@@ -3,11 +3,13 @@ import { condition, executeChild, proxyActivities, setHandler } from '@temporali
 import type { RemediationPlan, RunbookActivities } from '../activities';
 import { type ApprovalDecision, type ApprovalRecord, approveUpdate, rejectUpdate } from './definitions';
 import { Progress } from './progress';
+import { NON_RETRYABLE } from './failures';
+import { scale } from './deploy';
 
 const quick = proxyActivities<RunbookActivities>({
   startToCloseTimeout: '3 minutes',
   heartbeatTimeout: '10 seconds',
-  retry: { initialInterval: '2 seconds', maximumInterval: '30 seconds', maximumAttempts: 5, nonRetryableErrorTypes: ['BadInput', 'ContainerMissing'] },
+  retry: { initialInterval: '2 seconds', maximumInterval: '30 seconds', maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE.remediation },
 });
 
 // The service gets about a minute to come back after a restart, polled by retries.
@@ -100,9 +102,8 @@ export async function remediateService(input: RemediateInput): Promise<Remediate
   } else if (await gate('scale out', plan.scaleOut)) {
     try {
       await progress.step(`scale out to ${plan.scaleTo}`, () =>
-        // The deploy runbook's workflow, by type name: `scale` with { service, instances, requestedBy, reason }.
-        // Its id is the service's deploy lock (deploy/<service>): never a scale in the middle of a deploy.
-        executeChild('scale', {
+        // The deploy runbook's `scale` workflow. Its id is the service's deploy lock (deploy/<service>): never a scale in the middle of a deploy.
+        executeChild(scale, {
           workflowId: `deploy/${plan.service}`,
           args: [{ service: plan.service, instances: plan.scaleTo, requestedBy: `remediation (${input.requestedBy ?? 'automatic'})`, reason: `CPU ${cpu.cpuPercent} % > ${plan.cpuThreshold} %: ${input.reason}` }],
         }),

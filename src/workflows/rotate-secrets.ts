@@ -4,6 +4,7 @@ import type { RotateSecretsInput } from '../config/runbooks';
 import { QUICK } from './activity-options';
 import { countEvent } from './observe';
 import { Progress, errorMessage } from './progress';
+import { FAILURES } from './failures';
 
 const quick = proxyActivities<RunbookActivities>(QUICK);
 
@@ -83,7 +84,7 @@ export async function rotateSecrets(input: RotateSecretsInput): Promise<Rotation
     const state = rollback.keptNew
       ? keptNewMessage(plan, problems, rollback.keptNew)
       : problems.length ? `rollback incomplete: ${problems.join('; ')}` : 'rolled back: the old values are in place everywhere';
-    throw ApplicationFailure.nonRetryable(`rotation of "${input.set}" failed: ${reason}; ${state}`, 'RotationFailed');
+    throw ApplicationFailure.nonRetryable(`rotation of "${input.set}" failed: ${reason}; ${state}`, FAILURES.RotationFailed);
   }
   await progress.step('finish', () => quick.finishRotation({ ...ref, outcome: 'rotated', at: new Date().toISOString() }));
   progress.finish('completed');

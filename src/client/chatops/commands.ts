@@ -1,5 +1,6 @@
 import {
   type Client,
+  type UpdateDefinition,
   WorkflowExecutionAlreadyStartedError,
   WorkflowIdReusePolicy,
   WorkflowNotFoundError,
@@ -9,7 +10,8 @@ import { type Config } from '../../config/schema';
 import { InputError, type RunbookDefinition, findRunbook, isoSecond, parseRunbookInput, runbooks } from '../../config/runbooks';
 import { RUNBOOK_NAME, RUNBOOK_TARGET } from '../../config/temporal';
 import { redact } from '../../config/secrets';
-import { type ChatMemo, type RunbookStatus, type StepAnswer } from '../../workflows/definitions';
+import { ACTIONS, type ChatMemo, type RunbookStatus, type StepAnswer, approveUpdate, rejectUpdate, statusQuery, stepDecisionUpdate } from '../../workflows/definitions';
+import { acknowledgeUpdate, resolveUpdate } from '../../workflows/incident-definitions';
 import { type ChatCommand, parseCommand } from './parser';
 import { type Actor, type Rbac, actorOf } from './rbac';
 import { runbookStartMetadata } from '../start-options';
@@ -52,7 +54,8 @@ export interface Backend {
   describe(workflowId: string): Promise<RunInfo>;
   list(limit: number, target?: string): Promise<Array<{ workflowId: string; state: string; startTime: string; runbook?: string; target?: string }>>;
   cancel(workflowId: string): Promise<void>;
-  update(workflowId: string, update: string, arg: unknown): Promise<unknown>;
+  /** An Update of the workflows' own definitions (src/workflows/definitions.ts, incident-definitions.ts). */
+  update(workflowId: string, update: UpdateDefinition<unknown, [unknown]>, arg: unknown): Promise<unknown>;
 }
 
 export function webUiLink(config: Config, workflowId: string): string {
@@ -206,20 +209,21 @@ export class ChatOps {
     return run;
   }
 
+  /** The backend's update, typed by the Update's definition (its argument and result). */
+  private update<Ret, Arg>(workflowId: string, update: UpdateDefinition<Ret, [Arg]>, arg: Arg): Promise<Ret> {
+    return this.backend.update(workflowId, update, arg) as Promise<Ret>;
+  }
+
   private async decide(actor: Actor, kind: 'approve' | 'reject', workflowId: string, note?: string): Promise<Reply> {
     await this.allowedOn(actor, 'approve', workflowId);
-    const r = (await this.backend.update(workflowId, kind, { by: actor.name, ...(note ? { note } : {}) })) as { decision: string; by: string; at: string; pending?: number };
+    const r = await this.update(workflowId, kind === 'approve' ? approveUpdate : rejectUpdate, { by: actor.name, ...(note ? { note } : {}) });
     const more = r.pending ? ` — ${r.pending} more approval(s) needed` : '';
     return { response_type: 'in_channel', text: `${kind === 'approve' ? ':white_check_mark:' : ':no_entry_sign:'} \`${workflowId}\` ${r.decision} by ${r.by} at ${r.at}${more}` };
   }
 
   private async answer(actor: Actor, workflowId: string, answer: StepAnswer, step?: string, note?: string): Promise<Reply> {
     await this.allowedOn(actor, 'run', workflowId);
-    const r = (await this.backend.update(workflowId, 'stepDecision', { answer, by: actor.name, ...(step ? { step } : {}), ...(note ? { note } : {}) })) as {
-      step: string;
-      answer: string;
-      by: string;
-    };
+    const r = await this.update(workflowId, stepDecisionUpdate, { answer, by: actor.name, ...(step ? { step } : {}), ...(note ? { note } : {}) });
     return { response_type: 'in_channel', text: `:speech_balloon: \`${workflowId}\`: ${r.answer} "${r.step}" (by ${r.by})` };
   }
 
@@ -228,25 +232,26 @@ export class ChatOps {
     const actor = actorOf(this.config, req.userId);
     try {
       switch (req.actionId) {
-        case 'runbook_approve':
+        case ACTIONS.approve:
           return await this.decide(actor, 'approve', req.value);
-        case 'runbook_reject':
+        case ACTIONS.reject:
           return await this.decide(actor, 'reject', req.value);
-        case 'runbook_retry':
-        case 'runbook_skip':
-        case 'runbook_abort': {
+        case ACTIONS.retry:
+        case ACTIONS.skip:
+        case ACTIONS.abort: {
           const v = parseQuestionValue(req.value);
           if (!v) return refused(['this button carries no question']);
-          return await this.answer(actor, v.workflowId, req.actionId.slice('runbook_'.length) as StepAnswer, v.step);
+          const answer: StepAnswer = req.actionId === ACTIONS.retry ? 'retry' : req.actionId === ACTIONS.skip ? 'skip' : 'abort';
+          return await this.answer(actor, v.workflowId, answer, v.step);
         }
-        case 'incident_ack':
-        case 'incident_resolve': {
-          // Contract with the incident workflow: Update `acknowledge` / `resolve` with { by, note? } on value = its id.
+        case ACTIONS.incidentAck:
+        case ACTIONS.incidentResolve: {
+          // The incident workflow's `acknowledge` / `resolve` Update with { by, note? } on value = its id.
           const verdict = await this.rbac.mayHandleIncidents(actor);
           if (!verdict.ok) return refused([verdict.reason]);
-          const update = req.actionId === 'incident_ack' ? 'acknowledge' : 'resolve';
-          await this.backend.update(req.value, update, { by: actor.name });
-          return { response_type: 'in_channel', text: `${update === 'acknowledge' ? ':eyes: acknowledged' : ':white_check_mark: resolved'} by ${actor.name}` };
+          const ack = req.actionId === ACTIONS.incidentAck;
+          await this.update(req.value, ack ? acknowledgeUpdate : resolveUpdate, { by: actor.name });
+          return { response_type: 'in_channel', text: `${ack ? ':eyes: acknowledged' : ':white_check_mark: resolved'} by ${actor.name}` };
         }
         default:
           return refused([`unknown button "${req.actionId}"`]);
@@ -284,7 +289,7 @@ export function temporalBackend(client: Client, config: Config): Backend {
     async describe(workflowId) {
       const handle = client.workflow.getHandle(workflowId);
       const d = await handle.describe();
-      const status = d.status.name === 'RUNNING' ? await handle.query<RunbookStatus>('status').catch(() => undefined) : undefined;
+      const status = d.status.name === 'RUNNING' ? await handle.query(statusQuery).catch(() => undefined) : undefined;
       return {
         workflowId: d.workflowId,
         type: d.type,
