@@ -1,7 +1,7 @@
 // `npm run bench`: benchmarks share the test harness (real servers started once) but not the test run.
 // Each bench reports rows (ours vs a baseline measured in the same run); the teardown writes
 // bench/results/latest.json and latest.md.
-const { harness } = require('./jest.base');
+const { harness } = require('./jest.base.config');
 module.exports = {
   ...harness,
   roots: ['<rootDir>/bench'],

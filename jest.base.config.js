@@ -1,3 +1,4 @@
+// Not a config of its own: the parts jest.config.js, jest.faults.config.js and jest.bench.config.js share.
 // The harness every Jest config here shares: how TypeScript and ESM-only packages load, and the real servers
 // (started once per run by global setup, shared across test files) for the configs that need them.
 // execa and its dependencies ship ESM only: swc turns them into CommonJS for Jest's module system.
