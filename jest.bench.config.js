@@ -1,9 +1,9 @@
 // `npm run bench`: benchmarks share the test harness (real servers started once) but not the test run.
 // Each bench reports rows (ours vs a baseline measured in the same run); the teardown writes
 // bench/results/latest.json and latest.md.
-const base = require('./jest.config');
+const { harness } = require('./jest.base.config');
 module.exports = {
-  ...base,
+  ...harness,
   roots: ['<rootDir>/bench'],
   testMatch: ['**/*.bench.ts'],
   globalSetup: '<rootDir>/bench/support/global-setup.ts',

@@ -1,3 +1,4 @@
-// `npm run test:faults`: long crash loops, on the same harness as the tests, outside the default run.
-const base = require('./jest.config');
-module.exports = { ...base, testMatch: ['**/*.faults.ts'], testTimeout: 600_000, maxWorkers: 1 };
+// `npm run test:faults`: long crash loops, on the same harness and servers as the integration tests, outside the default run.
+const { servers } = require('./jest.base.config');
+/** @type {import('jest').Config} */
+module.exports = { ...servers, testMatch: ['**/*.faults.ts'], testTimeout: 600_000, maxWorkers: 1, verbose: true };

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { type AddressInfo, type Server, createServer } from 'node:net';
 import path from 'node:path';
 import fc from 'fast-check';
@@ -8,8 +8,7 @@ import { createIncidentServer } from '../src/client/alertmanager';
 import { main } from '../src/client/cli';
 import { ConfigError, parseConfig } from '../src/config/load';
 import { InputError, parseRunbookInput, runbooks } from '../src/config/runbooks';
-import { tempDir } from './support/servers';
-import { writeConfigFile } from './support/processes';
+import { scratchDir } from './support/scratch';
 
 /**
  * Bad input, fuzzed (fast-check): config files, runbook parameters, CLI arguments and Alertmanager webhook bodies
@@ -299,8 +298,9 @@ describe('the CLI', () => {
     temporal = await temporalStandIn();
     const cfg = structuredClone(example) as { temporal: Record<string, unknown>; backups: Record<string, unknown> };
     cfg.temporal.address = temporal.address;
-    cfg.backups.root = tempDir('fuzz-backups');
-    file = writeConfigFile(stringify(cfg));
+    cfg.backups.root = scratchDir('fuzz-backups');
+    file = path.join(scratchDir('config'), 'runbooks.yaml');
+    writeFileSync(file, stringify(cfg), { mode: 0o600 });
   });
   afterAll(() => temporal.close());
 

@@ -3,7 +3,7 @@ import path from 'node:path';
 import fc from 'fast-check';
 import { parse } from 'dotenv';
 import { applyEnvValues, envBackupPath, quoteEnvValue, restoreEnvFile, updateEnvText } from '../src/activities/env-file';
-import { tempDir } from './support/servers';
+import { scratchDir } from './support/scratch';
 
 const key = fc.stringMatching(/^[A-Z_][A-Z0-9_]{0,8}$/);
 // Values as rotations generate them (base64url) and as people write them (spaces, #, quotes, $).
@@ -54,7 +54,7 @@ test('a value that cannot be written safely is refused instead of corrupting the
 });
 
 test('applying writes atomically with mode 0600, keeps the previous version once, and a retry gives the same file; restore puts it back', async () => {
-  const dir = tempDir('envfile');
+  const dir = scratchDir('envfile');
   const file = path.join(dir, '.env');
   const original = '# app\nDB_PASSWORD=old\nOTHER=1\n';
   writeFileSync(file, original, { mode: 0o644 });
