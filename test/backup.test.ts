@@ -9,6 +9,7 @@ import { createDatabase, servers, testConfig, uniqueName } from './support/serve
 import { fingerprint, seedShop } from './support/shop-data';
 import { recordHistory } from './support/histories';
 import { useDevServer, workflowBundle } from './support/temporal';
+import { underUmask } from './support/backup-checks';
 
 const dev = useDevServer();
 const modeOf = (p: string): string => (statSync(p).mode & 0o777).toString(8);
@@ -32,13 +33,7 @@ test('a PostgreSQL backup restores to identical rows and its manifest checksum m
     workflowId: `backup/${target}/${new Date().toISOString()}`,
     args: [{ target, kind: 'postgres', prune: true }],
   });
-  const umask = process.umask(0o000);
-  let result: BackupResult;
-  try {
-    result = await worker.runUntil(handle.result());
-  } finally {
-    process.umask(umask);
-  }
+  const result: BackupResult = await underUmask(0o000, () => worker.runUntil(handle.result()));
   await recordHistory(handle.workflowId, 'backup-postgres');
 
   // The dump holds every customer row: folder 0700, dump and manifest 0600, whatever the umask.

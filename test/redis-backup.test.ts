@@ -9,6 +9,7 @@ import { createRunbookWorker } from '../src/workers/worker';
 import { type RunningRedis, startRedis } from '../src/client/local-servers';
 import { servers, tempDir, testConfig, uniqueName } from './support/servers';
 import { devServerClient, devServerWorkerConnection, workflowBundle } from './support/temporal';
+import { underUmask } from './support/backup-checks';
 
 // A Redis backup is only worth something if a redis-server can start from it: the RDB the workflow
 // stored is loaded by a second, fresh server and every key written before the backup is read back.
@@ -99,13 +100,7 @@ test('a Redis backup is an RDB a fresh redis-server loads with every key written
   const workflowId = `backup/${target}/${new Date().toISOString()}`;
   const worker = await createRunbookWorker({ config, connection: workerConnection, workflowBundle: await workflowBundle() });
   const handle = await client.workflow.start('backup', { taskQueue, workflowId, args: [{ target, kind: 'redis', prune: true }] });
-  const umask = process.umask(0o000);
-  let result: BackupResult;
-  try {
-    result = await worker.runUntil(handle.result());
-  } finally {
-    process.umask(umask);
-  }
+  const result: BackupResult = await underUmask(0o000, () => worker.runUntil(handle.result()));
 
   // Changes after the backup must not show up in it: the file is the snapshot, not the live data.
   await shared.set(`${prefix}str:0000`, 'changed-after-backup');

@@ -384,9 +384,16 @@ interface GateFailed {
  * The run is read without time skipping: `env.sleep` lets the server skip the gate's retry backoffs but not the
  * 24 h drop timers the run leaves behind.
  */
-async function withFailingGate(check: (r: GateFailed) => Promise<void>): Promise<void> {
+/**
+ * A damaged target whose service's health URL always fails; its first request writes a row (LIVE_NOTE) to the
+ * database that is production at that moment (the restored copy, once swapped), then calls `wrote`.
+ */
+async function failingGateFixture(wrote: () => void = () => undefined) {
   let db = '';
-  const web = await unhealthyEndpoint(() => sql(`INSERT INTO orders (customer_id, total, note) VALUES (1, 42.00, '${LIVE_NOTE}')`, [], db));
+  const web = await unhealthyEndpoint(async () => {
+    await sql(`INSERT INTO orders (customer_id, total, note) VALUES (1, 42.00, '${LIVE_NOTE}')`, [], db);
+    wrote();
+  });
   const f = await fixture((raw) => {
     raw.targets.dockerHosts = [{ name: 'local', dockerHost: servers().docker.host }];
     raw.targets.services = [{ name: 'web', host: 'local', containers: [], healthUrl: web.url }];
@@ -394,6 +401,11 @@ async function withFailingGate(check: (r: GateFailed) => Promise<void>): Promise
   });
   db = f.db;
   const before = await damaged(f.db, f.atBackup);
+  return { f, web, before };
+}
+
+async function withFailingGate(check: (r: GateFailed) => Promise<void>): Promise<void> {
+  const { f, web, before } = await failingGateFixture();
   await f.worker.runUntil(async () => {
     const started = await startRestore(f);
     const handle = withoutSkipping(started);
@@ -481,20 +493,9 @@ test('a kept restored copy survives keepOldFor when someone signals keep', async
 
 
 test('a restore cancelled after the swap swaps production back and keeps the restored copy under its drop timer', async () => {
-  let db = '';
   let firstRequest!: () => void;
   const asked = new Promise<void>((resolve) => (firstRequest = resolve));
-  const web = await unhealthyEndpoint(async () => {
-    await sql(`INSERT INTO orders (customer_id, total, note) VALUES (1, 42.00, '${LIVE_NOTE}')`, [], db);
-    firstRequest();
-  });
-  const f = await fixture((raw) => {
-    raw.targets.dockerHosts = [{ name: 'local', dockerHost: servers().docker.host }];
-    raw.targets.services = [{ name: 'web', host: 'local', containers: [], healthUrl: web.url }];
-    raw.targets.databases[0].services = ['web'];
-  });
-  db = f.db;
-  const before = await damaged(f.db, f.atBackup);
+  const { f, before } = await failingGateFixture(() => firstRequest());
   await f.worker.runUntil(async () => {
     const started = await startRestore(f);
     const handle = withoutSkipping(started);

@@ -49,3 +49,13 @@ export async function backupFixture(rows = 2000, edit: (yaml: string) => string 
   const yaml = edit(base);
   return { db, target: config.targets.databases[0]!.name, root: config.backups.root, yaml, file: writeConfigFile(yaml), atSeed: await fingerprint(db) };
 }
+
+/** Run `fn` with the process umask set to `mask` (e.g. 0o000: the product must set its own file modes), then restore it. */
+export async function underUmask<T>(mask: number, fn: () => Promise<T>): Promise<T> {
+  const before = process.umask(mask);
+  try {
+    return await fn();
+  } finally {
+    process.umask(before);
+  }
+}
