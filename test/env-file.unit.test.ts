@@ -13,7 +13,9 @@ type Line = { kind: 'comment'; text: string } | { kind: 'blank' } | { kind: 'pai
 const line: fc.Arbitrary<Line> = fc.oneof(
   comment.map((text) => ({ kind: 'comment' as const, text })),
   fc.constant({ kind: 'blank' as const }),
-  fc.record({ kind: fc.constant('pair' as const), key, value: value.filter((v) => !(v.includes("'") && /["\\$`]/.test(v))), exported: fc.boolean() }),
+  // No backslash in what a person writes: dotenv reads `\'` inside '…' as an escaped quote, so `_='\'` means one thing
+  // at the end of a file and another before a later quoted line; its reading is not stable (found by this property).
+  fc.record({ kind: fc.constant('pair' as const), key, value: value.filter((v) => !(v.includes("'") && /["\\$`]/.test(v)) && !v.includes('\\')), exported: fc.boolean() }),
 );
 /** The file as a person writes it, quoted by dotenv's rules (not the product's quoteEnvValue): bare, '…' literal, or "…" (no \\ or $ in it). */
 const quoted = (v: string): string => (/^[A-Za-z0-9_.:/@+=-]*$/.test(v) ? v : v.includes("'") ? `"${v}"` : `'${v}'`);
@@ -21,7 +23,7 @@ const render = (l: Line): string => (l.kind === 'comment' ? l.text : l.kind === 
 
 test('only the named keys change; comments, blank lines, other keys and their order stay byte for byte (property)', () => {
   fc.assert(
-    fc.property(fc.array(line, { maxLength: 15 }), fc.dictionary(key, value.filter((v) => !(v.includes("'") && /["\\$`]/.test(v))), { maxKeys: 3 }), (lines, values) => {
+    fc.property(fc.array(line, { maxLength: 15 }), fc.dictionary(key, value.filter((v) => !(v.includes("'") && /["\\$`]/.test(v)) && !v.endsWith('\\')), { maxKeys: 3 }), (lines, values) => {
       // One assignment per key, as in a sane .env file.
       const seen = new Set<string>();
       const unique = lines.filter((l) => l.kind !== 'pair' || (!seen.has(l.key) && seen.add(l.key)));
@@ -51,6 +53,9 @@ test('a multi-line quoted value is replaced whole', () => {
 test('a value that cannot be written safely is refused instead of corrupting the file', () => {
   expect(() => quoteEnvValue('a\nb')).toThrow(/line break/);
   expect(() => quoteEnvValue(`it's "$HOME"`)).toThrow(/single quote/);
+  // dotenv would read '\' + a later quoted line as one value: A='\' then B='#' gives A "\'\nB=" (found by the property).
+  expect(() => quoteEnvValue('C:\\')).toThrow(/end with a backslash/);
+  expect(parse(updateEnvText('', { A: 'x\\y', B: '#' }))).toEqual({ A: 'x\\y', B: '#' });
 });
 
 test('applying writes atomically with mode 0600, keeps the previous version once, and a retry gives the same file; restore puts it back', async () => {

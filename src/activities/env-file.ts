@@ -14,6 +14,8 @@ const KEY_LINE = /^(\s*(?:export\s+)?)([A-Za-z_][A-Za-z0-9_.-]*)(\s*=\s*)(.*)$/;
 /** A value as a .env file writes it: bare when it is plainly safe, else single-quoted (no expansion). */
 export function quoteEnvValue(value: string): string {
   if (/[\r\n]/.test(value)) throw new Error('a .env value cannot contain a line break');
+  // dotenv reads `\'` (and `\"`, `\``) as an escaped quote: a value ending in a backslash has no quoting that reads back.
+  if (value.endsWith('\\')) throw new Error('a .env value cannot end with a backslash');
   if (/^[A-Za-z0-9_\-.:/+=@,~^%]*$/.test(value)) return value;
   if (!value.includes("'")) return `'${value}'`;
   if (!/["\\$`]/.test(value)) return `"${value}"`;
