@@ -221,6 +221,13 @@ function taskTokenValues(v: unknown, out: string[] = []): string[] {
   return out;
 }
 
+test('a worker stopped with SIGTERM finishes and exits by itself (code 0), not killed at the end of the grace period', async () => {
+  const second = await startWorkerProcess(file, {}, ['--metrics-address', 'off']);
+  await second.stop(); // SIGTERM, then SIGKILL if it is still alive after 30 s
+  expect(await second.exited).toBe(0); // a SIGKILLed process has no exit code (null)
+  expect(second.output()).toContain('"worker stopped"');
+});
+
 test('a failed activity logs its failure type and message; no log line carries a task token', async () => {
   const r = await runCli(['--config', file, 'start', 'backup', '--id', `backup/${missingTarget}/gone`, '-p', `target=${missingTarget}`, '-p', 'reason=no such database', '--wait']);
   expect(r.exitCode).not.toBe(0);

@@ -11,7 +11,7 @@ import { prebuiltBundle } from './bundle';
 import { createRunbookMetrics, startMetricsServer } from './metrics';
 import { hostTaskQueueName } from '../activities';
 import { createDockerHostWorker } from './docker-host';
-import { createRunbookWorker } from './worker';
+import { connectWorker, createRunbookWorker } from './worker';
 
 /**
  * Worker process: `node dist/workers/main.js [--config runbooks.yaml] [--docker-host NAME] [--metrics-address HOST:PORT|off]`.
@@ -79,12 +79,16 @@ async function main(): Promise<void> {
     : undefined;
   // The bundle `npm run build` made; without it (running from source) the worker bundles at start.
   const workflowBundle = prebuiltBundle(config);
+  // Our own connection, closed after the worker stops: with Core's logs forwarded, the SDK runtime keeps polling
+  // them (and the process alive) until its last worker and connection are gone.
+  const connection = await connectWorker(config);
   const worker = dockerHost
-    ? await createDockerHostWorker({ config, host: dockerHost, metrics })
-    : await createRunbookWorker({ config, workflowBundle, metrics });
+    ? await createDockerHostWorker({ config, host: dockerHost, metrics, connection })
+    : await createRunbookWorker({ config, workflowBundle, metrics, connection });
   const taskQueue = dockerHost ? hostTaskQueueName(dockerHost) : config.temporal.taskQueue;
   log.info({ taskQueue, namespace: config.temporal.namespace, pid: process.pid, metrics: metricsServer?.url }, 'worker started');
   await worker.run();
+  await connection.close();
   await metricsServer?.close();
   log.info('worker stopped');
 }
